@@ -1,0 +1,43 @@
+# The README's two commands: `make run` (set up, then `dvc repro`) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Paper-scale settings for GPU nodes: `make run PROFILE=paper` (see profiles/).
+PROFILE ?=
+
+# Offline-friendly, project-local defaults (see the README's "Environment" section).
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export DO_NOT_TRACK ?= 1
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export DVC_NO_ANALYTICS ?= 1
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
+
+.PHONY: setup run test bench clean-venv
+setup: $(VENV)/.installed
+
+# Re-installs only when the pins or the package metadata change, so a second
+# `make setup` returns in well under a second.
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=24"
+	# torch first and pinned: this spec takes the CPU build; anything looser pulls CUDA wheels.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+run: setup
+	$(if $(PROFILE),$(BIN)/seqgan profile $(PROFILE),)
+	$(BIN)/dvc repro
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_bleu.py
+
+clean-venv:
+	rm -rf $(VENV)
