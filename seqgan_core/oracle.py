@@ -44,7 +44,8 @@ class Oracle:
     def from_npz(cls, path: str | PathLike, seq_len: int = 20, start_token: int = 0,
                  device: str | torch.device = "cpu") -> "Oracle":
         """Load weights in the format of shared/oracle/seqgan_target_lstm.npz."""
-        arrays = np.load(path)
+        with np.load(path) as npz:
+            arrays = {name: npz[name] for name in npz.files}
         try:
             vocab_size, emb_dim = arrays["embedding"].shape
             hidden_dim = arrays["U_i"].shape[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Literal
 
 import torch
 
@@ -42,13 +43,17 @@ def minibatches(data: torch.Tensor, batch_size: int, rng: torch.Generator | None
         yield data[order[start : start + batch_size]]
 
 
-def _apply(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, grad_clip: float) -> None:
+def _apply(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, grad_clip: float, what: str) -> float:
+    """Check the loss, backpropagate, clip and step. A non-finite loss or gradient raises
+    before the optimiser moves, so the model in memory is still the last good one."""
+    value = check_finite(what, loss.item())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if grad_clip > 0:
-        # Global-norm clipping over all parameters, like TF's clip_by_global_norm.
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    # Global-norm clipping over all parameters, like TF's clip_by_global_norm.
+    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
+    check_finite(f"{what} gradient norm", norm.item())
     optimizer.step()
+    return value
 
 
 def mle_epoch(
@@ -65,8 +70,7 @@ def mle_epoch(
     total, batches = 0.0, 0
     for batch in minibatches(data, batch_size, rng):
         loss = mle_loss(generator, batch.to(generator.device))
-        _apply(optimizer, loss, generator.parameters(), grad_clip)
-        total += check_finite("MLE loss", loss.item())
+        total += _apply(optimizer, loss, list(generator.parameters()), grad_clip, "MLE loss")
         batches += 1
     if batches == 0:
         raise ValueError(f"{data.shape[0]} sequences do not fill one batch of {batch_size}")
@@ -99,8 +103,7 @@ def discriminator_round(
             x, y = batch[:, :-1], batch[:, -1]
             logits = discriminator(x)
             loss = discriminator.loss_from_logits(logits, y)
-            _apply(optimizer, loss, discriminator.parameters(), grad_clip=0.0)
-            total += check_finite("discriminator loss", loss.item()) * len(y)
+            total += _apply(optimizer, loss, list(discriminator.parameters()), 0.0, "discriminator loss") * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
     return {"d_loss": total / seen, "d_accuracy": correct / seen}
@@ -119,9 +122,7 @@ def policy_gradient_step(
     """One REINFORCE update of the generator on its own ``samples`` with per-token ``rewards``."""
     generator.train()
     loss = policy_gradient_loss(generator.token_log_probs(samples), rewards, reduction=reduction, baseline=baseline)
-    check_finite("policy-gradient loss", loss.item())
-    _apply(optimizer, loss, generator.parameters(), grad_clip)
-    return loss.item()
+    return _apply(optimizer, loss, list(generator.parameters()), grad_clip, "policy-gradient loss")
 
 
 def seqgan_generator_step(
@@ -133,13 +134,19 @@ def seqgan_generator_step(
     n_rollouts: int = 16,
     rollout_policy: LSTMLanguageModel | None = None,
     reduction: str = "sum",
-    baseline: float | None = None,
+    baseline: float | Literal["batch_mean"] | None = None,
     grad_clip: float = 5.0,
     rng: torch.Generator | None = None,
 ) -> dict[str, float]:
-    """SeqGAN's g-step: sample a batch, reward every token by rollout, update by policy gradient."""
+    """SeqGAN's g-step: sample a batch, reward every token by rollout, update by policy gradient.
+
+    ``baseline="batch_mean"`` subtracts the batch's mean reward (a variance-reduction
+    departure from the paper, which uses none).
+    """
     samples = generator.sample(batch_size, rng=rng)
     rewards = rollout(rollout_policy or generator, discriminator, samples, n_rollouts, rng=rng)
+    if baseline == "batch_mean":
+        baseline = rewards.mean().item()
     loss = policy_gradient_step(
         generator, optimizer, samples, rewards, reduction=reduction, baseline=baseline, grad_clip=grad_clip
     )

@@ -1,0 +1,110 @@
+"""`seqgan`: the command line. Heavy libraries are imported inside each command."""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+PROFILES = Path("profiles")
+
+
+def cmd_params_check(args: argparse.Namespace) -> None:
+    from .config import load_params
+
+    load_params(args.file)
+    print(f"{args.file}: ok")
+
+
+def cmd_profile(args: argparse.Namespace) -> None:
+    """Make params.yaml the named profile (validated first, so a bad profile changes nothing)."""
+    from .config import load_params
+
+    source = PROFILES / f"{args.name}.yaml"
+    if not source.exists():
+        available = ", ".join(sorted(p.stem for p in PROFILES.glob("*.yaml")))
+        raise SystemExit(f"error: no profile {args.name!r} in {PROFILES}/ (available: {available})")
+    load_params(source)
+    shutil.copyfile(source, "params.yaml")
+    print(f"params.yaml <- {source}; run `dvc repro` (stages whose params changed will re-run)")
+
+
+def cmd_stages(args: argparse.Namespace) -> None:
+    from .stage_graph import load_stage_graph
+
+    for stage in load_stage_graph():
+        print(f"{stage.name:40s} after: {', '.join(stage.upstream) or '-'}")
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from .registry import generate
+
+    for line in generate(args.model, args.n, temperature=args.temperature, seed=args.seed, prefix=args.prefix):
+        print(line)
+
+
+def cmd_promote(args: argparse.Namespace) -> None:
+    from .promotion import promote_version
+
+    decision = promote_version(args.model, args.version, margin=args.margin)
+    print(decision.reason)
+
+
+def cmd_rollback(args: argparse.Namespace) -> None:
+    from .registry import rollback
+
+    rollback(args.model, args.version, reason=args.reason)
+    print(f"{args.model}@champion -> version {args.version}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqgan", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("params", help="validate params.yaml")
+    p.add_argument("action", choices=["check"])
+    p.add_argument("--file", default="params.yaml")
+    p.set_defaults(func=cmd_params_check)
+
+    p = sub.add_parser("profile", help="switch params.yaml to a profile in profiles/ (small, paper, ...)")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("stages", help="list the DVC stages in run order")
+    p.set_defaults(func=cmd_stages)
+
+    p = sub.add_parser("generate", help="sample from a registered generator")
+    p.add_argument("--model", required=True, help="e.g. models:/seqgan-generator@champion")
+    p.add_argument("-n", type=int, default=10)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prefix", default=None, help="fixed start: token ids (synthetic) or text (corpora)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("promote", help="run the promotion gate on a registered version")
+    p.add_argument("--model", required=True)
+    p.add_argument("--version", required=True)
+    p.add_argument("--margin", type=float, default=None, help="override params' promotion margin")
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("rollback", help="point `champion` back at an earlier version")
+    p.add_argument("--model", required=True)
+    p.add_argument("--version", required=True)
+    p.add_argument("--reason", default="")
+    p.set_defaults(func=cmd_rollback)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .config import ParamsError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ParamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

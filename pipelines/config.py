@@ -1,0 +1,201 @@
+"""`params.yaml`, parsed and validated: the one source of truth for hyperparameters.
+
+Every key is required and unknown keys are rejected, so a typo cannot silently fall
+back to a default. Defaults live in the YAML files (`params.yaml` is the small CPU
+profile; `profiles/` holds the others), never here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PARAMS_FILE = Path("params.yaml")
+EXPERIMENTS = ("synthetic", "real")
+Experiment = Literal["synthetic", "real"]
+
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, not YAML, or does not satisfy the schema."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class OracleParams(Section):
+    weights_file: str | None = Field(description="npz in the paper's oracle format; null synthesises one from `seed`")
+    seed: NonNegativeInt
+    vocab_size: Annotated[int, Field(ge=2)]
+    emb_dim: PositiveInt
+    hidden_dim: PositiveInt
+    seq_len: PositiveInt
+    num_train: PositiveInt
+    num_test: PositiveInt
+
+
+class CorpusParams(Section):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    path: str
+    tokenizer: Literal["char", "whitespace"]
+    lowercase: bool
+    vocab_size: Annotated[int, Field(ge=3, description="cap including <eos> and <unk>")]
+    min_count: PositiveInt
+    max_len: PositiveInt
+    overlong: Literal["drop", "truncate"]
+    test_fraction: Annotated[float, Field(gt=0, lt=1)]
+    min_coverage: Probability
+
+
+class GeneratorParams(Section):
+    emb_dim: PositiveInt
+    hidden_dim: PositiveInt
+    init_std: PositiveFloat
+
+
+class PretrainGeneratorParams(Section):
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveFloat
+    grad_clip: Annotated[float, Field(ge=0)]
+    eval_every: PositiveInt
+    eval_samples: PositiveInt
+
+
+class DiscriminatorParams(Section):
+    emb_dim: PositiveInt
+    filter_sizes: Annotated[list[PositiveInt], Field(min_length=1)]
+    num_filters: Annotated[list[PositiveInt], Field(min_length=1)]
+    dropout: Annotated[float, Field(ge=0, lt=1, description="drop probability (the paper keeps 0.75: 0.25)")]
+    l2_reg: Annotated[float, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "DiscriminatorParams":
+        if len(self.filter_sizes) != len(self.num_filters):
+            raise ValueError(
+                f"filter_sizes has {len(self.filter_sizes)} widths but num_filters has "
+                f"{len(self.num_filters)} counts; give one count per width"
+            )
+        return self
+
+
+class PretrainDiscriminatorParams(Section):
+    rounds: PositiveInt
+    epochs: PositiveInt
+    negatives: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveFloat
+
+
+class AdversarialParams(Section):
+    method: Literal["seqgan"]
+    batches: PositiveInt
+    g_steps: PositiveInt
+    batch_size: PositiveInt
+    n_rollouts: PositiveInt
+    rollout_policy: Literal["current", "delayed"]
+    rollout_rate: Probability
+    pg_reduction: Literal["sum", "mean"]
+    baseline: Literal["none", "batch_mean"]
+    lr: PositiveFloat
+    grad_clip: Annotated[float, Field(ge=0)]
+    d_steps: NonNegativeInt
+    d_epochs: PositiveInt
+    d_negatives: PositiveInt
+    eval_every: PositiveInt
+    eval_samples: PositiveInt
+    checkpoint_every: PositiveInt
+
+
+class EvaluateParams(Section):
+    nll_samples: PositiveInt
+    bleu_orders: Annotated[list[Annotated[int, Field(ge=1, le=5)]], Field(min_length=1)]
+    bleu_hypotheses: PositiveInt
+    self_bleu_size: Annotated[int, Field(ge=2)]
+    text_samples: PositiveInt
+
+
+class PromotionParams(Section):
+    """The registry gate: a challenger replaces the champion only if it is better by a margin."""
+
+    synthetic_margin: Annotated[float, Field(ge=0, description="NLL-oracle must drop by more than this (nats)")]
+    real_bleu_order: Annotated[int, Field(ge=1, le=5)]
+    real_margin: Annotated[float, Field(ge=0, description="BLEU must rise by more than this")]
+    real_nll_test_tolerance: Annotated[float, Field(ge=0, description="NLL-test may rise by at most this (nats)")]
+
+
+class TrackingParams(Section):
+    synthetic_model_name: str
+    real_model_prefix: str
+
+
+class Params(Section):
+    seed: NonNegativeInt
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
+    threads: NonNegativeInt = Field(description="torch CPU threads; 0 leaves torch's default")
+    oracle: OracleParams
+    corpus: CorpusParams
+    generator: GeneratorParams
+    pretrain_generator: PretrainGeneratorParams
+    discriminator: DiscriminatorParams
+    pretrain_discriminator: PretrainDiscriminatorParams
+    adversarial: AdversarialParams
+    evaluate: EvaluateParams
+    tracking: TrackingParams
+    promotion: PromotionParams
+
+    @model_validator(mode="after")
+    def _filters_fit(self) -> "Params":
+        lengths = {"oracle.seq_len": self.oracle.seq_len, "corpus.max_len": self.corpus.max_len}
+        widest = max(self.discriminator.filter_sizes)
+        for key, length in lengths.items():
+            if widest > length:
+                raise ValueError(
+                    f"discriminator.filter_sizes has a width of {widest}, longer than {key} = {length}; "
+                    "every filter must fit in a sequence"
+                )
+        return self
+
+    def model_name(self, experiment: Experiment) -> str:
+        """Registry name of the generator trained by `experiment`."""
+        if experiment == "synthetic":
+            return self.tracking.synthetic_model_name
+        return f"{self.tracking.real_model_prefix}-{self.corpus.name}"
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "missing":
+        return f"  {key}: missing (every key is required; see profiles/ for a complete file)"
+    if error["type"] == "extra_forbidden":
+        return f"  {key}: unknown key (value {error['input']!r}); remove it or check its spelling"
+    return f"  {key}: value {error['input']!r} is not allowed: {error['msg']}"
+
+
+def parse_params(raw: object, source: str = str(PARAMS_FILE)) -> Params:
+    """Validate a parsed YAML document; a ParamsError lists every bad key at once."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = "\n".join(_describe(e) for e in exc.errors())
+        raise ParamsError(f"{source} is invalid ({exc.error_count()} problem(s)):\n{lines}") from None
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(
+            f"{path} not found: run from the repository root, or restore it with `seqgan profile small`"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+    return parse_params(raw, str(path))

@@ -1,0 +1,142 @@
+"""Prefect flows around the DVC pipeline.
+
+- `train_flow`: every DVC stage (read from dvc.yaml) as a Prefect task, in dependency
+  order. Each task is `dvc repro --single-item <stage>`, so DVC decides what is stale: an
+  unchanged stage is skipped, not re-run.
+- `retrain_flow`: what the weekly schedule runs: refresh inputs, train, promote.
+- `promotion_flow`: the registry gate for the version the last `evaluate` registered.
+
+Flows run with no server at all (Prefect's ephemeral mode), against `prefect server
+start`, or on a worker of a work pool (see prefect.yaml and the README).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+
+from .config import EXPERIMENTS, load_params
+from .runtime import ExperimentPaths
+from .stage_graph import load_stage_graph, stages_for
+
+# Exit code 1 with an "error:" line is a stage's own verdict (bad params, failed data
+# gate, diverged training): retrying cannot help. Anything else (killed, OOM, a locked
+# database, a lost GPU) may be transient and is retried.
+DETERMINISTIC_EXIT = 1
+
+
+class StageFailed(RuntimeError):
+    def __init__(self, stage: str, returncode: int, log_tail: str) -> None:
+        self.stage, self.returncode = stage, returncode
+        self.transient = not (returncode == DETERMINISTIC_EXIT and "error:" in log_tail)
+        kind = "transient failure, retried" if self.transient else "failed"
+        super().__init__(f"stage {stage!r} {kind} (exit {returncode}):\n{log_tail}")
+
+
+def retry_transient(task, task_run, state) -> bool:
+    try:
+        state.result()
+    except StageFailed as exc:
+        return exc.transient
+    except Exception:
+        return True
+    return False
+
+
+def dvc_executable() -> str:
+    local = Path(sys.executable).parent / "dvc"
+    return str(local) if local.exists() else (shutil.which("dvc") or "dvc")
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    stage: str
+    skipped: bool
+
+
+@task(retries=2, retry_delay_seconds=10, retry_condition_fn=retry_transient, task_run_name="{stage}")
+def run_stage(stage: str) -> StageOutcome:
+    logger = get_run_logger()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run([dvc_executable(), "repro", "--single-item", stage], capture_output=True, text=True, env=env)
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise StageFailed(stage, result.returncode, "\n".join(output.strip().splitlines()[-25:]))
+    skipped = f"Running stage '{stage}'" not in output
+    logger.info("%s: %s", stage, "unchanged, skipped" if skipped else "ran")
+    return StageOutcome(stage, skipped)
+
+
+def summary(experiment: str) -> dict:
+    paths = ExperimentPaths(experiment)
+    metrics = json.loads((paths.metrics / "evaluate.json").read_text())
+    registry = json.loads((paths.reports / "registry.json").read_text())
+    return {"experiment": experiment, "mle": metrics["mle"], "adversarial": metrics["adversarial"], **registry}
+
+
+def _markdown(results: dict[str, dict], outcomes: list[StageOutcome], pipeline_run: str) -> str:
+    lines = [f"# SeqGAN training (pipeline run `{pipeline_run}`)", "", "| stage | |", "|---|---|"]
+    lines += [f"| {o.stage} | {'skipped (unchanged)' if o.skipped else 'ran'} |" for o in outcomes]
+    for experiment, r in results.items():
+        lines += ["", f"## {experiment}: `{r['model']}` version {r['version']} (alias `challenger`)", "",
+                  "| metric | MLE | adversarial |", "|---|---|---|"]
+        lines += [f"| {k} | {r['mle'][k]:.4f} | {r['adversarial'][k]:.4f} |" for k in r["adversarial"]]
+    return "\n".join(lines)
+
+
+@flow(name="seqgan-train", log_prints=True)
+def train_flow(experiment: str = "all") -> dict[str, dict]:
+    """Run the DVC stages of one experiment (or all) as tasks; returns key metrics."""
+    if experiment != "all" and experiment not in EXPERIMENTS:
+        raise ValueError(f"experiment must be 'all' or one of {EXPERIMENTS}, got {experiment!r}")
+    # Stages of this flow run share one MLflow parent run per experiment, keyed by the flow run.
+    pipeline_run = os.environ.setdefault("SEQGAN_PIPELINE_RUN", f"prefect-{flow_run.get_id() or 'local'}")
+    nodes = load_stage_graph() if experiment == "all" else stages_for(experiment)
+    outcomes = [run_stage(node.name) for node in nodes]
+    experiments = EXPERIMENTS if experiment == "all" else (experiment,)
+    results = {e: summary(e) for e in experiments}
+    create_markdown_artifact(_markdown(results, outcomes, pipeline_run), key="seqgan-training",
+                             description="Stages run and metrics of the registered challenger")
+    return results
+
+
+@flow(name="seqgan-promote", log_prints=True)
+def promotion_flow(experiment: str = "synthetic", version: str | None = None):
+    """Put the challenger registered by the last `evaluate` (or `version`) through the gate."""
+    from .promotion import promote_version
+
+    model = load_params().model_name(experiment)
+    if version is None:
+        version = json.loads((ExperimentPaths(experiment).reports / "registry.json").read_text())["version"]
+    decision = promote_version(model, str(version), flow_run=str(flow_run.get_id() or "local"))
+    create_markdown_artifact(f"# Promotion of `{model}` v{version}\n\n{decision.reason}", key="seqgan-promotion")
+    print(decision.reason)
+    return decision
+
+
+def apply_profile(profile: str, seed: int) -> None:
+    """Make params.yaml the profile with the given seed (validated before it is written)."""
+    from .config import parse_params
+
+    raw = yaml.safe_load((Path("profiles") / f"{profile}.yaml").read_text())
+    raw["seed"] = seed
+    parse_params(raw, f"profiles/{profile}.yaml with seed {seed}")
+    Path("params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+@flow(name="seqgan-retrain", log_prints=True)
+def retrain_flow(experiment: str = "synthetic", profile: str = "small", seed: int = 0):
+    """The scheduled job: refresh inputs, train, and hand the new generator to the gate."""
+    apply_profile(profile, seed)
+    subprocess.run([dvc_executable(), "status"], check=False)  # refresh: DVC re-hashes the inputs (corpus, code)
+    results = train_flow(experiment)
+    return {"training": results, "promotion": promotion_flow(experiment)}

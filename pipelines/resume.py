@@ -1,0 +1,46 @@
+"""Resumable training state for the long stages.
+
+DVC deletes a stage's outputs before running it, so the in-progress state lives in
+`.checkpoints/` instead. It is keyed by a fingerprint of everything the run depends on
+(params, inputs): a re-run after a kill resumes where it stopped; a re-run with other
+params or inputs starts afresh and never mixes states.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .runtime import save_torch
+
+
+def fingerprint(*parts: Any, files: list[Path] = ()) -> str:
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
+    for path in files:
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+class Checkpointer:
+    def __init__(self, path: Path, key: str) -> None:
+        self.path, self.key = path, key
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.exists():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        if state.get("key") != self.key:
+            print(f"note: ignoring {self.path}: it belongs to other params or inputs", file=sys.stderr)
+            return None
+        print(f"note: resuming from {self.path} (step {state['step']})", file=sys.stderr)
+        return state
+
+    def save(self, step: int, **state: Any) -> None:
+        save_torch(self.path, {"key": self.key, "step": step, **state})
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)

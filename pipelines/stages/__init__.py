@@ -1,0 +1,1 @@
+"""One small script per DVC stage: read params and inputs, call seqgan_core, write outputs and metrics."""

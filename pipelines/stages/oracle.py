@@ -1,0 +1,65 @@
+"""Stage `oracle`: the synthetic experiment's data.
+
+Synthesise the oracle LSTM from a seed (or load the paper's weights), sample the
+training and test sets, and record the two reference lines of every NLL-oracle plot:
+the oracle's own samples (the floor) and uniformly random tokens (the ceiling).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from seqgan_core import Oracle
+
+from ..runtime import StageError, run_main, save_dataset, save_model, stage, write_json
+from ..validation import validate_token_sequences
+
+
+def build_oracle(params, device: torch.device) -> Oracle:
+    p = params.oracle
+    if p.weights_file is None:
+        return Oracle(p.seed, p.vocab_size, p.emb_dim, p.hidden_dim, p.seq_len, device=device)
+    path = Path(p.weights_file)
+    if not path.exists():
+        raise StageError(f"oracle.weights_file = {p.weights_file!r} does not exist; give a path to an npz "
+                         "in the paper's format or null to synthesise the oracle from oracle.seed")
+    try:
+        oracle = Oracle.from_npz(path, seq_len=p.seq_len, device=device)
+    except ValueError as exc:
+        raise StageError(str(exc)) from None
+    if (oracle.vocab_size, oracle.model.emb_dim, oracle.model.hidden_dim) != (p.vocab_size, p.emb_dim, p.hidden_dim):
+        raise StageError(
+            f"{path} holds an oracle of vocab {oracle.vocab_size}, emb {oracle.model.emb_dim}, hidden "
+            f"{oracle.model.hidden_dim}; set oracle.vocab_size/emb_dim/hidden_dim to match"
+        )
+    return oracle
+
+
+def main() -> None:
+    with stage("oracle", "synthetic") as ctx:
+        p = ctx.params.oracle
+        oracle = build_oracle(ctx.params, ctx.device)
+        train = oracle.sample(p.num_train, seed=p.seed + 1)
+        test = oracle.sample(p.num_test, seed=p.seed + 2)
+        for name, tokens, rows in (("oracle_train", train, p.num_train), ("oracle_test", test, p.num_test)):
+            validate_token_sequences(tokens.cpu().numpy(), suite=name, vocab_size=p.vocab_size,
+                                     seq_len=p.seq_len, expected_rows=rows)
+        uniform = torch.randint(0, p.vocab_size, (p.num_test, p.seq_len), generator=ctx.rng("uniform"))
+        metrics = {"nll_oracle_data": oracle.nll(test), "nll_oracle_uniform": oracle.nll(uniform)}
+
+        save_model(ctx.paths.data / "oracle.pt", oracle.model, {
+            "vocab_size": p.vocab_size, "emb_dim": oracle.model.emb_dim, "hidden_dim": oracle.model.hidden_dim,
+            "seq_len": p.seq_len, "start_token": oracle.model.start_token,
+        })
+        save_dataset(ctx.paths, train.cpu().numpy(), test.cpu().numpy(), {
+            "kind": "synthetic", "vocab_size": p.vocab_size, "seq_len": p.seq_len,
+            "start_token": oracle.model.start_token, "source": p.weights_file or f"seeded oracle (seed {p.seed})",
+            "reference_nll": metrics,
+        })
+        write_json(ctx.paths.metrics / "oracle.json", metrics)
+        ctx.tracker.log_metrics(metrics, parent=True)
+
+
+if __name__ == "__main__":
+    run_main(main)

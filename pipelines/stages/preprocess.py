@@ -1,0 +1,73 @@
+"""Stage `preprocess`: the real experiment's data.
+
+Tokenise a text corpus (one sequence per line), split it with a seed, build the
+vocabulary on the training split only (so test coverage is honest), encode to fixed
+length with <eos> padding, and gate the result with the corpus suite.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seqgan_core.corpus import EOS_ID, UNK_ID, Vocabulary, encode_corpus, split_train_test, tokenize
+
+from ..runtime import StageError, run_main, save_dataset, stage, write_json, write_text
+from ..validation import validate_corpus, validate_token_sequences
+
+
+def read_lines(path: Path) -> list[str]:
+    if not path.exists():
+        raise StageError(f"corpus.path = {str(path)!r} does not exist; point it at a UTF-8 text file "
+                         "with one sequence per line (see data/corpora/README.md)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StageError(f"{path} is not UTF-8 text (bad byte at offset {exc.start}); "
+                         "convert it to UTF-8 or point corpus.path at another file") from None
+    return text.splitlines()
+
+
+def main() -> None:
+    with stage("preprocess", "real") as ctx:
+        c = ctx.params.corpus
+        lines = read_lines(Path(c.path))
+        tokenized = [tokenize(line.lower() if c.lowercase else line, c.tokenizer) for line in lines]
+        train_idx, test_idx = split_train_test(np.arange(len(tokenized)), c.test_fraction, ctx.params.seed)
+        vocab = Vocabulary.build([tokenized[i] for i in train_idx], max_size=c.vocab_size, min_count=c.min_count)
+        (train, train_report), (test, test_report) = (
+            encode_corpus([tokenized[i] for i in split], vocab, c.max_len, overlong=c.overlong)
+            for split in (train_idx, test_idx)
+        )
+        encoded = np.concatenate([train, test])
+        lengths = np.where((encoded == EOS_ID).any(axis=1), (encoded == EOS_ID).argmax(axis=1), c.max_len)
+        joiner = "" if c.tokenizer == "char" else " "
+        table = pd.DataFrame({
+            "split": ["train"] * len(train) + ["test"] * len(test),
+            "n_tokens": lengths,
+            "n_unknown": (encoded == UNK_ID).sum(axis=1),
+            "text": [joiner.join(vocab.decode(row)) for row in encoded],
+        })
+        batch = ctx.params.pretrain_generator.batch_size
+        summary = validate_corpus(table, max_len=c.max_len, min_coverage=c.min_coverage, min_train=batch, min_test=1)
+        for name, tokens in (("corpus_train", train), ("corpus_test", test)):
+            validate_token_sequences(tokens, suite=name, vocab_size=len(vocab), seq_len=c.max_len, min_rows=1)
+
+        write_text(ctx.paths.data / "vocab.json", vocab.to_json())
+        save_dataset(ctx.paths, train, test, {
+            "kind": "real", "vocab_size": len(vocab), "seq_len": c.max_len, "start_token": EOS_ID,
+            "tokenizer": c.tokenizer, "source": c.path,
+        })
+        coverage = 1.0 - table.n_unknown.sum() / table.n_tokens.sum()
+        counts = {f: getattr(train_report, f) + getattr(test_report, f)
+                  for f in ("kept", "dropped_empty", "dropped_overlong", "truncated")}
+        metrics = {"lines_read": len(lines), **counts, "vocab_size": len(vocab), "coverage": float(coverage),
+                   "train": len(train), "test": len(test)}
+        write_json(ctx.paths.metrics / "preprocess.json", metrics)
+        ctx.tracker.log_metrics(metrics, parent=True)
+        ctx.tracker.set_tags({"seqgan.gx_corpus": str(summary)})
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,34 @@
+"""Stage `pretrain_discriminator`: rounds of fresh generator negatives against the real data."""
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+
+from seqgan_core.train import discriminator_round
+
+from ..runtime import (build_discriminator, experiment_arg, load_dataset, load_generator, run_main, save_model, stage,
+                       write_json)
+
+
+def main() -> None:
+    experiment = experiment_arg("pretrain_discriminator")
+    with stage("pretrain_discriminator", experiment) as ctx:
+        p = ctx.params.pretrain_discriminator
+        dataset = load_dataset(ctx.paths, ctx.device)
+        generator = load_generator(ctx.paths.models / "generator_mle.pt", ctx.device)
+        discriminator = build_discriminator(ctx.params, dataset).to(ctx.device)
+        optimizer = torch.optim.Adam(discriminator.parameters(), lr=p.lr)
+        rng = ctx.rng("rounds")
+        progress = tqdm(range(p.rounds), desc=f"D pretrain {experiment}", unit="round")
+        for round_ in progress:
+            negatives = generator.sample(p.negatives, rng=rng)
+            metrics = discriminator_round(discriminator, optimizer, dataset.train, negatives,
+                                          epochs=p.epochs, batch_size=p.batch_size, rng=rng)
+            progress.set_postfix({k: f"{v:.3f}" for k, v in metrics.items()})
+            ctx.tracker.log_metrics(metrics, step=round_ + 1)
+        save_model(ctx.paths.models / "discriminator_pre.pt", discriminator, ctx.params.discriminator.model_dump())
+        write_json(ctx.paths.metrics / "pretrain_discriminator.json", metrics)
+
+
+if __name__ == "__main__":
+    run_main(main)

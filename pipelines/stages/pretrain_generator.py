@@ -1,0 +1,66 @@
+"""Stage `pretrain_generator`: MLE (teacher forcing) on the training data.
+
+Resumable: a killed run continues from its last checkpoint in `.checkpoints/`.
+"""
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+
+from seqgan_core.train import mle_epoch
+
+from ..plots import plot_curves, write_csv
+from ..resume import Checkpointer, fingerprint
+from ..runtime import build_generator, experiment_arg, generator_config, load_dataset, run_main, save_model, stage, write_json
+from ..scoring import nll_scores
+
+
+def main() -> None:
+    experiment = experiment_arg("pretrain_generator")
+    with stage("pretrain_generator", experiment) as ctx:
+        p = ctx.params.pretrain_generator
+        dataset = load_dataset(ctx.paths, ctx.device)
+        generator = build_generator(ctx.params, dataset).to(ctx.device)
+        optimizer = torch.optim.Adam(generator.parameters(), lr=p.lr)
+        rng, eval_rng = ctx.rng("batches"), ctx.rng("eval")
+        history: list[dict] = []
+        checkpoints = Checkpointer(
+            ctx.paths.checkpoints / "pretrain_generator.pt",
+            fingerprint(ctx.params.seed, ctx.params.generator.model_dump(), p.model_dump(), dataset.fingerprint),
+        )
+        start = 0
+        if state := checkpoints.load():
+            generator.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            rng.set_state(state["rng"])
+            eval_rng.set_state(state["eval_rng"])
+            history, start = state["history"], state["step"]
+
+        progress = tqdm(range(start, p.epochs), desc=f"MLE {experiment}", unit="epoch", initial=start, total=p.epochs)
+        for epoch in progress:
+            row = {"epoch": epoch + 1, "train_nll": mle_epoch(generator, optimizer, dataset.train, batch_size=p.batch_size,
+                                                           grad_clip=p.grad_clip, rng=rng)}
+            if (epoch + 1) % p.eval_every == 0 or epoch + 1 == p.epochs:
+                row.update(nll_scores(generator, dataset, p.eval_samples, eval_rng))
+            history.append(row)
+            progress.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "epoch"})
+            ctx.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+            checkpoints.save(epoch + 1, model=generator.state_dict(), optimizer=optimizer.state_dict(),
+                             rng=rng.get_state(), eval_rng=eval_rng.get_state(), history=history)
+
+        save_model(ctx.paths.models / "generator_mle.pt", generator, generator_config(generator))
+        final = {k: v for k, v in history[-1].items() if k != "epoch"}
+        write_json(ctx.paths.metrics / "pretrain_generator.json", final)
+        write_csv(ctx.paths.plots / "pretrain_generator.csv", history)
+        evaluated = [r for r in history if "nll_test" in r]
+        series = {key: ([r["epoch"] for r in evaluated], [r[key] for r in evaluated])
+                  for key in ("nll_oracle", "nll_test") if key in evaluated[0]}
+        series["train_nll"] = ([r["epoch"] for r in history], [r["train_nll"] for r in history])
+        png = ctx.paths.plots / "pretrain_generator.png"
+        plot_curves(png, series, title=f"MLE pretraining ({experiment})", xlabel="epoch", ylabel="NLL (nats/token)")
+        ctx.tracker.log_artifact(png, "plots")
+        checkpoints.clear()
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,174 @@
+"""MLflow tracking for pipeline stages.
+
+Each DVC stage is its own process, so the runs are tied together by a key: one parent
+run per experiment per pipeline run, found by its `seqgan.pipeline_key` tag, with a
+nested run per stage. The key comes from `SEQGAN_PIPELINE_RUN` when an orchestrator
+(the Prefect flow) sets it, and otherwise from the git revision and the contents of
+params.yaml and dvc.yaml: stages run by one `dvc repro` share it.
+
+Embedded default store: SQLite `mlflow.db` and artifacts under `mlartifacts/` at the
+repository root; `MLFLOW_TRACKING_URI` overrides. mlflow is imported lazily.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from .runtime import StageContext
+
+DEFAULT_DB = "mlflow.db"
+DEFAULT_ARTIFACTS = "mlartifacts"
+PIPELINE_KEY_TAG = "seqgan.pipeline_key"
+METRIC_BUFFER = 500  # flushed with one log_batch call: each single log_metric costs ~20 ms
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(DEFAULT_DB).resolve()}"
+
+
+def client() -> "MlflowClient":
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    return mlflow.MlflowClient()
+
+
+def experiment_name(ctx: "StageContext") -> str:
+    if ctx.experiment == "synthetic":
+        return "seqgan-synthetic"
+    return f"seqgan-real-{ctx.params.corpus.name}"
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def pipeline_key() -> str:
+    if key := os.environ.get("SEQGAN_PIPELINE_RUN"):
+        return key
+    digest = hashlib.sha256(git_revision().encode())
+    for name in ("params.yaml", "dvc.yaml"):
+        path = Path(name)
+        digest.update(path.read_bytes() if path.exists() else b"")
+    return digest.hexdigest()[:12]
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def _experiment_id(mlflow_client: "MlflowClient", name: str) -> str:
+    existing = mlflow_client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    artifacts = Path(os.environ.get("SEQGAN_ARTIFACT_ROOT", DEFAULT_ARTIFACTS)).resolve() / name
+    return mlflow_client.create_experiment(name, artifact_location=artifacts.as_uri())
+
+
+def _parent_run(mlflow_client: "MlflowClient", experiment_id: str, key: str, params: dict[str, str]) -> str:
+    found = mlflow_client.search_runs(
+        [experiment_id], filter_string=f"tags.`{PIPELINE_KEY_TAG}` = '{key}'", max_results=1
+    )
+    if found:
+        return found[0].info.run_id
+    run = mlflow_client.create_run(
+        experiment_id,
+        run_name=f"pipeline-{key}",
+        tags={PIPELINE_KEY_TAG: key, "mlflow.source.git.commit": git_revision()},
+    )
+    _log_params(mlflow_client, run.info.run_id, params)
+    return run.info.run_id
+
+
+def _log_params(mlflow_client: "MlflowClient", run_id: str, params: dict[str, str]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, v) for k, v in sorted(params.items())]
+    for start in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+        mlflow_client.log_batch(run_id, params=items[start : start + 100])
+
+
+class StageTracker:
+    """Logging for one stage's nested run. Metrics are buffered and sent in batches."""
+
+    def __init__(self, mlflow_client: "MlflowClient", run_id: str, parent_run_id: str) -> None:
+        self.client, self.run_id, self.parent_run_id = mlflow_client, run_id, parent_run_id
+        self._metrics: list = []
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0, *, parent: bool = False) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._metrics.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
+        if parent:
+            self.client.log_batch(self.parent_run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+        if len(self._metrics) >= METRIC_BUFFER:
+            self.flush()
+
+    def flush(self) -> None:
+        for start in range(0, len(self._metrics), 1000):  # MLflow's per-batch limit
+            self.client.log_batch(self.run_id, metrics=self._metrics[start : start + 1000])
+        self._metrics.clear()
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self.flush()
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: Mapping[str, str], *, parent: bool = False) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.parent_run_id if parent else self.run_id, key, str(value))
+
+    def finish_pipeline(self) -> None:
+        """Mark the parent run finished: called by the last stage (evaluate)."""
+        self.client.set_terminated(self.parent_run_id, "FINISHED")
+
+
+@contextmanager
+def stage_run(ctx: "StageContext") -> Iterator[StageTracker]:
+    mlflow_client = client()
+    experiment_id = _experiment_id(mlflow_client, experiment_name(ctx))
+    params = flatten(ctx.params.model_dump())
+    parent_id = _parent_run(mlflow_client, experiment_id, pipeline_key(), params)
+    run = mlflow_client.create_run(
+        experiment_id,
+        run_name=ctx.name,
+        tags={
+            "mlflow.parentRunId": parent_id,
+            "seqgan.stage": ctx.name,
+            "seqgan.dvc_stage": f"{ctx.name}@{ctx.experiment}" if ctx.name not in ("oracle", "preprocess") else ctx.name,
+            "seqgan.experiment": ctx.experiment,
+            "mlflow.source.git.commit": git_revision(),
+            "seqgan.device": str(ctx.device),
+        },
+    )
+    _log_params(mlflow_client, run.info.run_id, params)
+    tracker = StageTracker(mlflow_client, run.info.run_id, parent_id)
+    try:
+        yield tracker
+    except BaseException as exc:
+        tracker.flush()
+        mlflow_client.set_tag(run.info.run_id, "seqgan.error", f"{type(exc).__name__}: {exc}"[:5000])
+        mlflow_client.set_terminated(run.info.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    tracker.flush()
+    mlflow_client.set_terminated(run.info.run_id, "FINISHED")

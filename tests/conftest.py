@@ -1,0 +1,69 @@
+"""Shared fixtures: a copy of the project in a temporary git repository, and the
+environment a stage subprocess needs (the venv first on PATH, telemetry off)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+
+def project_files() -> list[str]:
+    """Files of the project as a fresh clone has them (tracked + new, not ignored)."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    )
+    return [f for f in out.stdout.splitlines() if (REPO_ROOT / f).is_file()]
+
+
+def stage_env(root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.update(
+        MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}",
+        MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", DVC_NO_ANALYTICS="1",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONPATH=str(root),
+    )
+    env.pop("SEQGAN_PIPELINE_RUN", None)
+    return env
+
+
+def copy_project(dest: Path, *, corpus_lines: int = 800) -> Path:
+    """A git repository with the project, the tiny profile as params.yaml and a small corpus."""
+    for name in project_files():
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, target)
+    corpus = (REPO_ROOT / "data/corpora/quatrains5.txt").read_text(encoding="utf-8").splitlines()[:corpus_lines]
+    (dest / "data/corpora/quatrains5.txt").write_text("\n".join(corpus) + "\n", encoding="utf-8")
+    shutil.copyfile(dest / "profiles/tiny.yaml", dest / "params.yaml")
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-qm", "fixture"], cwd=dest, check=True)
+    return dest
+
+
+def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dvc"), *args], cwd=root, env=stage_env(root),
+        capture_output=True, text=True, timeout=900,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny pipeline, reproduced once for the whole session."""
+    root = copy_project(tmp_path_factory.mktemp("pipeline") / "repo")
+    dvc(root, "repro")
+    return root

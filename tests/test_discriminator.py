@@ -1,0 +1,227 @@
+"""The CNN discriminator: dropout is the DROP rate, widths are validated, the
+unfolded-matmul convolution equals conv1d + ReLU + max-over-time, the highway layer and
+the L2 penalty follow the authors' code, and P(real) is scored without dropout."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seqgan_core import Discriminator
+from seqgan_core.discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread() -> Iterator[None]:
+    """One intra-op thread: these tests are dominated by small ops, and on a shared 2-core
+    machine a second OpenMP thread mostly spin-waits (several times slower under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+VOCAB, LENGTH, EMB = 17, 9, 6
+WIDTHS, FILTERS = (1, 2, 4, 9), (3, 5, 4, 2)
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def tokens(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, VOCAB, (n, LENGTH), generator=seeded(seed))
+
+
+@pytest.fixture
+def disc() -> Discriminator:
+    torch.manual_seed(0)
+    d = Discriminator(VOCAB, seq_len=LENGTH, emb_dim=EMB, filter_sizes=WIDTHS, num_filters=FILTERS)
+    # Distinct biases of both signs, so ReLU and the bias placement matter.
+    with torch.no_grad():
+        for b in d.conv_biases:
+            b.copy_(0.3 * torch.randn(b.shape, generator=seeded(b.numel())))
+    return d
+
+
+def reference_pooled(d: Discriminator, x: torch.Tensor) -> torch.Tensor:
+    """conv1d (with bias) -> ReLU -> max over time, for every filter width: (B, filters)."""
+    emb = d.embedding(x).transpose(1, 2)  # (B, E, T)
+    E = emb.shape[1]
+    pooled = []
+    for k, w, b in zip(d.filter_sizes, d.conv_weights, d.conv_biases):
+        # w[(position * E + channel), filter] -> conv weight[filter, channel, position]
+        weight = w.view(k, E, -1).permute(2, 1, 0)
+        pooled.append(torch.relu(F.conv1d(emb, weight, b)).amax(dim=2))
+    return torch.cat(pooled, dim=1)
+
+
+def reference_features(d: Discriminator, x: torch.Tensor) -> torch.Tensor:
+    """Highway as in the authors' code: t = sigmoid(W_g h + b_g + bias),
+    out = t * relu(W_h h + b_h) + (1 - t) * h."""
+    h = reference_pooled(d, x)
+    gate = torch.sigmoid(d.highway_gate(h) + d.highway_gate_bias)
+    return gate * torch.relu(d.highway_transform(h)) + (1 - gate) * h
+
+
+# ------------------------------------------------------------------ construction
+
+
+def test_dropout_module_is_drop_rate_default_quarter() -> None:
+    d = Discriminator(VOCAB, seq_len=LENGTH, emb_dim=EMB, filter_sizes=WIDTHS, num_filters=FILTERS)
+    assert isinstance(d.dropout, torch.nn.Dropout)
+    assert d.dropout.p == pytest.approx(0.25)  # keep probability 0.75, as in the paper
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.5, 0.9])
+def test_dropout_argument_is_the_drop_rate(rate: float) -> None:
+    d = Discriminator(VOCAB, seq_len=LENGTH, emb_dim=EMB, filter_sizes=WIDTHS, num_filters=FILTERS, dropout=rate)
+    assert d.dropout.p == pytest.approx(rate)
+
+
+def test_dropout_zeroes_a_quarter_in_training() -> None:
+    d = Discriminator(VOCAB, seq_len=LENGTH, emb_dim=EMB, filter_sizes=WIDTHS, num_filters=FILTERS)
+    d.train()
+    torch.manual_seed(1)
+    out = d.dropout(torch.ones(100_000))
+    dropped = (out == 0).double().mean().item()
+    assert dropped == pytest.approx(0.25, abs=5 * (0.25 * 0.75 / 100_000) ** 0.5)
+    torch.testing.assert_close(out[out != 0], torch.full_like(out[out != 0], 1 / 0.75))
+
+
+@pytest.mark.parametrize("rate", [1.0, -0.1, 1.5])
+def test_dropout_outside_range_raises(rate: float) -> None:
+    with pytest.raises(ValueError, match="dropout"):
+        Discriminator(VOCAB, seq_len=LENGTH, emb_dim=EMB, filter_sizes=WIDTHS, num_filters=FILTERS, dropout=rate)
+
+
+@pytest.mark.parametrize("widths", [(2, LENGTH + 1), (LENGTH + 5,), (0, 2)])
+def test_filter_widths_that_do_not_fit_raise(widths: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="width"):
+        Discriminator(VOCAB, seq_len=LENGTH, emb_dim=EMB, filter_sizes=widths, num_filters=(4,) * len(widths))
+
+
+def test_paper_widths_need_length_twenty() -> None:
+    with pytest.raises(ValueError, match="20"):
+        Discriminator(VOCAB, seq_len=19, emb_dim=EMB)
+    d = Discriminator(VOCAB, seq_len=20, emb_dim=4)
+    assert d.filter_sizes == PAPER_FILTER_SIZES
+    assert d.out.in_features == sum(PAPER_NUM_FILTERS) == 1720
+
+
+def test_mismatched_filter_lists_raise() -> None:
+    with pytest.raises(ValueError):
+        Discriminator(VOCAB, seq_len=LENGTH, filter_sizes=(1, 2, 3), num_filters=(4, 4))
+
+
+# ------------------------------------------------------------------- forward pass
+
+
+def test_unfolded_convolution_equals_conv1d(disc: Discriminator) -> None:
+    x = tokens(11)
+    disc.eval()
+    with torch.no_grad():
+        expected = reference_features(disc, x)
+        got = disc.features(x)
+    assert got.shape == (11, sum(FILTERS))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    # Some pooled responses are clipped by the ReLU and some are not: the check covers both.
+    pooled = reference_pooled(disc, x)
+    assert (pooled == 0).any() and (pooled > 0).any()
+
+
+def test_unfolded_convolution_equals_conv1d_gradients(disc: Discriminator) -> None:
+    x = tokens(6, seed=1)
+    disc.eval()
+    params = [disc.embedding.weight, *disc.conv_weights, *disc.conv_biases]
+    weights = torch.randn(6, sum(FILTERS), generator=seeded(2))
+    got = torch.autograd.grad((disc.features(x) * weights).sum(), params)
+    expected = torch.autograd.grad((reference_features(disc, x) * weights).sum(), params)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5)
+
+
+def test_forward_in_eval_mode_is_output_layer_of_features(disc: Discriminator) -> None:
+    x = tokens(5, seed=3)
+    disc.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(disc(x), disc.out(reference_features(disc, x)), rtol=1e-5, atol=1e-5)
+
+
+def test_highway_gate_bias_is_used() -> None:
+    torch.manual_seed(0)
+    kwargs = dict(seq_len=LENGTH, emb_dim=EMB, filter_sizes=WIDTHS, num_filters=FILTERS)
+    d0 = Discriminator(VOCAB, **kwargs)
+    torch.manual_seed(0)
+    d2 = Discriminator(VOCAB, highway_gate_bias=-2.0, **kwargs)
+    x = tokens(4, seed=4)
+    with torch.no_grad():
+        torch.testing.assert_close(d2.features(x), reference_features(d2, x), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(d0.features(x), d2.features(x))
+
+
+def test_prob_real_is_eval_softmax_and_restores_mode(disc: Discriminator) -> None:
+    x = tokens(23, seed=5)
+    disc.train()
+    torch.manual_seed(6)
+    p1 = disc.prob_real(x)
+    p2 = disc.prob_real(x, batch_size=4)  # batching does not change the result
+    assert disc.training
+    torch.testing.assert_close(p1, p2)
+    disc.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(p1, torch.softmax(disc(x), dim=1)[:, 1])
+    assert p1.shape == (23,) and ((p1 > 0) & (p1 < 1)).all()
+    assert disc.prob_real(x[:0]).shape == (0,)
+
+
+def test_dropout_is_active_only_in_training(disc: Discriminator) -> None:
+    x = tokens(8, seed=7)
+    disc.train()
+    torch.manual_seed(8)
+    a = disc(x)
+    b = disc(x)
+    assert not torch.equal(a, b)
+    disc.eval()
+    assert torch.equal(disc(x), disc(x))
+
+
+# -------------------------------------------------------------------------- loss
+
+
+@pytest.mark.parametrize("l2_reg", [0.2, 0.0, 1.3])
+def test_l2_penalty_is_on_output_layer_only(l2_reg: float) -> None:
+    torch.manual_seed(0)
+    d = Discriminator(VOCAB, seq_len=LENGTH, emb_dim=EMB, filter_sizes=WIDTHS, num_filters=FILTERS, l2_reg=l2_reg)
+    logits = torch.randn(7, 2, generator=seeded(9))
+    labels = torch.tensor([0, 1, 1, 0, 1, 0, 0])
+    loss = d.loss_from_logits(logits, labels)
+    penalty = 0.5 * (d.out.weight.square().sum() + d.out.bias.square().sum())
+    expected = F.cross_entropy(logits, labels) + l2_reg * penalty
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+    loss.backward()  # the penalty's gradient is l2 * W on the output layer, nothing elsewhere
+    torch.testing.assert_close(d.out.weight.grad, l2_reg * d.out.weight.detach())
+    torch.testing.assert_close(d.out.bias.grad, l2_reg * d.out.bias.detach())
+    others = [p for name, p in d.named_parameters() if not name.startswith("out.")]
+    assert all(p.grad is None or not p.grad.any() for p in others)
+
+
+def test_default_l2_is_point_two() -> None:
+    torch.manual_seed(0)
+    d = Discriminator(VOCAB, seq_len=LENGTH, emb_dim=EMB, filter_sizes=WIDTHS, num_filters=FILTERS)
+    logits, labels = torch.zeros(2, 2), torch.tensor([0, 1])
+    penalty = 0.5 * (d.out.weight.square().sum() + d.out.bias.square().sum()).item()
+    assert d.loss_from_logits(logits, labels).item() == pytest.approx(torch.log(torch.tensor(2.0)).item() + 0.2 * penalty)
+
+
+def test_authors_initialisers() -> None:
+    d = Discriminator(VOCAB, seq_len=LENGTH, emb_dim=EMB, filter_sizes=WIDTHS, num_filters=FILTERS)
+    assert d.embedding.weight.abs().max() <= 1.0
+    for w, b in zip(d.conv_weights, d.conv_biases):
+        assert w.abs().max() <= 0.2
+        assert torch.equal(b, torch.full_like(b, 0.1))
+    assert d.out.weight.abs().max() <= 0.2
+    assert torch.equal(d.out.bias, torch.full_like(d.out.bias, 0.1))

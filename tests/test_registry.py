@@ -1,0 +1,462 @@
+"""The model registry on a real SQLite MLflow store (no mocks): packaging and registering a
+generator, loading it back as a pyfunc model, the promotion gate's rules, its idempotence,
+racing gates (threads and processes) and rollback.
+
+One store per module (creating one runs migrations: 4-9 s). Two versions are logged for
+real (a corpus model with a vocabulary and a synthetic one); the gate tests make further
+versions that reuse the first one's files, since the gate reads only tags and aliases.
+Each gate test uses its own registered model name, so champions never leak between tests.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipelines import registry
+from seqgan_core import Generator
+from seqgan_core.corpus import Vocabulary
+
+pd = pytest.importorskip("pandas")
+mlflow = pytest.importorskip("mlflow")
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = {"vocab_size": 20, "emb_dim": 8, "hidden_dim": 8, "seq_len": 6, "start_token": 0}
+TOKENS = ["<eos>", "<unk>", *"abcdefghijklmnopqr"]  # 20 tokens: ids 2.. are the letters
+QUIET_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+# ------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A SQLite tracking store with one run and two registered generator versions."""
+    root = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {**QUIET_ENV, "MLFLOW_TRACKING_URI": uri}.items():
+            mp.setenv(key, value)
+        mp.delenv(registry.LOCK_ENV, raising=False)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        client = registry._client()
+        experiment = client.create_experiment("registry-test", artifact_location=(root / "artifacts").as_uri())
+        run_id = client.create_run(experiment).info.run_id
+
+        torch.manual_seed(0)
+        checkpoint = root / "generator.pt"
+        torch.save({"config": CONFIG, "state_dict": Generator(**CONFIG).state_dict()}, checkpoint)
+        vocab_path = root / "vocab.json"
+        Vocabulary(TOKENS).save(vocab_path)
+
+        corpus_version = registry.register_generator(
+            run_id=run_id, model_name="gen-corpus", checkpoint=checkpoint, vocab=vocab_path,
+            tokenizer="char", metrics={"nll_test": 2.5, "bleu2": 0.4}, data_version="corpus-v1",
+            experiment_kind="real",
+        )
+        synthetic_version = registry.register_generator(
+            run_id=run_id, model_name="gen-synthetic", checkpoint=checkpoint, vocab=None,
+            tokenizer="char", metrics={"nll_oracle": 9.1, "nll_test": float("nan")},
+            data_version="oracle-v1", experiment_kind="synthetic",
+        )
+        leftover_code_paths = [p for p in sys.path if p.rstrip(os.sep).endswith(f"{os.sep}code")]
+        yield {
+            "leftover_code_paths": leftover_code_paths,
+            "root": root, "uri": uri, "client": client, "run_id": run_id,
+            "corpus": corpus_version, "synthetic": synthetic_version,
+            "source": client.get_model_version("gen-corpus", corpus_version).source,
+        }
+
+
+@pytest.fixture(scope="module")
+def corpus_model(store):
+    return mlflow.pyfunc.load_model("models:/gen-corpus@challenger")
+
+
+@pytest.fixture(scope="module")
+def synthetic_model(store):
+    return mlflow.pyfunc.load_model("models:/gen-synthetic@challenger")
+
+
+def make_version(store, name: str, data_version: str = "d1", **metrics: float) -> str:
+    """A registered version that reuses the real model's files, tagged like
+    `register_generator` tags its versions (the gate reads nothing else)."""
+    client = store["client"]
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(name)
+    tags = {f"metric.{k}": repr(float(v)) for k, v in metrics.items()}
+    tags.update({"data_version": data_version, "experiment_kind": "real"})
+    return str(client.create_model_version(name, store["source"], run_id=store["run_id"], tags=tags).version)
+
+
+def champion(store, name: str) -> str | None:
+    try:
+        return str(store["client"].get_model_version_by_alias(name, "champion").version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def version_state(store, name: str) -> dict:
+    """Everything the gate may write: every version's tags and description, and the aliases."""
+    client = store["client"]
+    versions = client.search_model_versions(f"name = '{name}'")
+    return {
+        "versions": {v.version: (dict(v.tags), v.description) for v in versions},
+        "aliases": dict(client.get_registered_model(name).aliases),
+    }
+
+
+NLL = {"metric": "nll", "higher_is_better": False, "margin": 0.05}
+
+
+def frame(**columns) -> "pd.DataFrame":
+    return pd.DataFrame({k: v if isinstance(v, list) else [v] for k, v in columns.items()})
+
+
+def ids_of(out: "pd.DataFrame") -> list[list[int]]:
+    return [[int(i) for i in s.split()] for s in out["sequence"]]
+
+
+# ------------------------------------------------------------------- import cost
+def test_import_does_not_import_mlflow_or_torch():
+    code = "import sys, pipelines.registry as r; print(sorted({'mlflow', 'torch'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------- registration
+def test_register_sets_challenger_tags_metrics_and_leaves_run_alone(store):
+    client = store["client"]
+    version = client.get_model_version_by_alias("gen-corpus", "challenger")
+    assert str(version.version) == store["corpus"]
+    assert version.tags["metric.nll_test"] == "2.5"
+    assert version.tags["metric.bleu2"] == "0.4"
+    assert version.tags["data_version"] == "corpus-v1"
+    assert version.tags["experiment_kind"] == "real"
+    assert version.run_id == store["run_id"]
+    # The model's files live in the run's experiment, not the default one (./mlruns).
+    logged = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert logged.experiment_id == client.get_run(store["run_id"]).info.experiment_id
+    assert logged.artifact_location.startswith((store["root"] / "artifacts").as_uri())
+    assert logged.status.to_proto() == mlflow.entities.LoggedModelStatus.READY.to_proto()
+    synthetic = client.get_model_version_by_alias("gen-synthetic", "challenger")
+    assert synthetic.tags["metric.nll_test"] == "nan"
+    assert synthetic.tags["experiment_kind"] == "synthetic"
+    # Registration neither ends the stage's run nor crowns anything.
+    assert client.get_run(store["run_id"]).info.status == "RUNNING"
+    assert champion(store, "gen-corpus") is None
+    # Logging validates the input example by loading the model from a temp folder; the
+    # temp code folder it put on sys.path is gone again.
+    assert store["leftover_code_paths"] == []
+
+
+def test_signature_documents_optional_columns(corpus_model):
+    inputs = {c.name: c for c in corpus_model.metadata.get_input_schema().inputs}
+    assert set(inputs) == {"n", "temperature", "seed", "prefix"}
+    assert inputs["n"].required and not any(inputs[k].required for k in ("temperature", "seed", "prefix"))
+    outputs = [c.name for c in corpus_model.metadata.get_output_schema().inputs]
+    assert outputs == ["sequence", "text"]
+
+
+def test_requirements_are_pinned_without_inference(store):
+    local = mlflow.artifacts.download_artifacts(f"models:/gen-corpus/{store['corpus']}")
+    reqs = (Path(local) / "requirements.txt").read_text().split()
+    names = {r.split("==")[0] for r in reqs}
+    assert {"mlflow", "torch", "pandas"} <= names
+    assert all("==" in r and "+" not in r for r in reqs), reqs
+    assert (Path(local) / "code" / "seqgan_core" / "lstm.py").is_file()
+
+
+# ------------------------------------------------------------------- the pyfunc model
+def test_corpus_model_generates_n_rows_in_range_with_decoded_text(corpus_model):
+    out = corpus_model.predict(frame(n=7))
+    assert list(out.columns) == ["sequence", "text"] and len(out) == 7
+    vocab = Vocabulary(TOKENS)
+    for row, text in zip(ids_of(out), out["text"]):
+        assert len(row) == CONFIG["seq_len"]
+        assert all(0 <= i < CONFIG["vocab_size"] for i in row)
+        assert text == "".join(vocab.decode(row))  # char tokeniser: joined with ""
+
+
+def test_synthetic_model_text_is_the_ids(synthetic_model):
+    out = synthetic_model.predict(frame(n=3, seed=4))
+    assert len(out) == 3
+    assert list(out["text"]) == list(out["sequence"])
+
+
+def test_seed_determinism(corpus_model):
+    a = corpus_model.predict(frame(n=20, seed=3, temperature=1.0))
+    b = corpus_model.predict(frame(n=20, seed=3, temperature=1.0))
+    c = corpus_model.predict(frame(n=20, seed=4, temperature=1.0))
+    assert a.equals(b)
+    assert not a.equals(c)
+    # The defaults are seed 0, temperature 1.0.
+    assert corpus_model.predict(frame(n=5)).equals(corpus_model.predict(frame(n=5, seed=0, temperature=1.0)))
+
+
+def test_prefix_is_respected(corpus_model, synthetic_model):
+    out = corpus_model.predict(frame(n=6, prefix="cab", seed=1))
+    a, b, c = TOKENS.index("a"), TOKENS.index("b"), TOKENS.index("c")
+    assert all(row[:3] == [c, a, b] for row in ids_of(out))
+    assert all(text.startswith("cab") for text in out["text"])
+    out = synthetic_model.predict(frame(n=4, prefix="5 17"))
+    assert all(row[:2] == [5, 17] for row in ids_of(out))
+    with pytest.raises(Exception, match="outside the vocabulary"):
+        synthetic_model.predict(frame(n=1, prefix="5 99"))
+
+
+def test_several_rows_and_missing_optional_cells(corpus_model):
+    out = corpus_model.predict(pd.DataFrame({"n": [2, 3], "temperature": [0.5, 2.0], "prefix": ["d", None]}))
+    assert len(out) == 5
+    assert all(t.startswith("d") for t in out["text"][:2])
+
+
+def test_generate_helper_loads_by_alias(store):
+    texts = registry.generate("models:/gen-corpus@challenger", n=4, temperature=1.0, seed=0, prefix="ab")
+    assert len(texts) == 4 and all(t.startswith("ab") for t in texts)
+
+
+def test_model_loads_without_the_repository(store, tmp_path):
+    """In a fresh process where `pipelines` cannot be imported, outside the repo: the model
+    unpickles (its class was pickled by value) and uses the seqgan_core copy it carries."""
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["pipelines"] = None  # any import of pipelines now fails
+        import mlflow.pyfunc, pandas as pd
+        model = mlflow.pyfunc.load_model("models:/gen-corpus@challenger")
+        out = model.predict(pd.DataFrame({"n": [3], "prefix": ["ab"]}))
+        import seqgan_core
+        print(len(out), out["text"][0][:2], seqgan_core.__file__)
+    """)
+    env = {**os.environ, **QUIET_ENV, "MLFLOW_TRACKING_URI": store["uri"]}
+    env.pop("PYTHONPATH", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    n, prefix, core = out.stdout.split()[-3:]
+    assert (n, prefix) == ("3", "ab")
+    assert not core.startswith(str(REPO)), core
+    assert f"{os.sep}code{os.sep}seqgan_core{os.sep}" in core
+
+
+# ------------------------------------------------------------------- the gate
+def test_first_model_becomes_champion(store):
+    v1 = make_version(store, "g-first", nll=3.0)
+    decision = registry.promote("g-first", v1, **NLL, flow_run="flow-1")
+    assert decision.promoted and decision.champion_before is None and decision.champion_after == v1
+    assert champion(store, "g-first") == v1
+    tags = store["client"].get_model_version("g-first", v1).tags
+    assert tags["gate.outcome"] == "promoted" and tags["gate.flow_run"] == "flow-1"
+    assert tags["gate.metric"] == "nll" and tags["gate.candidate_value"] == "3.0"
+    assert tags["gate.champion_version"] == "" and tags["gate.time"].endswith("Z")
+
+
+def test_better_promoted_worse_and_within_margin_not(store):
+    name = "g-compare"
+    v1 = make_version(store, name, nll=3.0)
+    registry.promote(name, v1, **NLL)
+    v2 = make_version(store, name, nll=2.5)  # better by 0.5 > 0.05
+    d2 = registry.promote(name, v2, **NLL)
+    assert d2.promoted and d2.champion_before == v1 and champion(store, name) == v2
+    assert (d2.candidate_value, d2.champion_value) == (2.5, 3.0)
+
+    v3 = make_version(store, name, nll=2.8)  # worse
+    d3 = registry.promote(name, v3, **NLL)
+    assert not d3.promoted and champion(store, name) == v2 and "<= margin" in d3.reason
+    v4 = make_version(store, name, nll=2.47)  # better, but by 0.03 < margin 0.05
+    d4 = registry.promote(name, v4, **NLL)
+    assert not d4.promoted and champion(store, name) == v2
+    client = store["client"]
+    assert str(client.get_model_version_by_alias(name, "challenger").version) == v4
+    tags = client.get_model_version(name, v4).tags
+    assert tags["gate.outcome"] == "rejected" and tags["gate.champion_version"] == v2
+    assert tags["gate.champion_value"] == "2.5" and tags["gate.margin"] == "0.05"
+    assert "gate: rejected" in client.get_model_version(name, v4).description
+
+
+def test_higher_is_better_metric(store):
+    name = "g-bleu"
+    gate = {"metric": "bleu2", "higher_is_better": True, "margin": 0.01}
+    v1 = make_version(store, name, bleu2=0.30)
+    registry.promote(name, v1, **gate)
+    assert not registry.promote(name, make_version(store, name, bleu2=0.25), **gate).promoted
+    v3 = make_version(store, name, bleu2=0.35)
+    assert registry.promote(name, v3, **gate).promoted and champion(store, name) == v3
+
+
+def test_different_data_version_not_promoted(store):
+    name = "g-data"
+    registry.promote(name, v1 := make_version(store, name, data_version="d1", nll=3.0), **NLL)
+    v2 = make_version(store, name, data_version="d2", nll=1.0)
+    decision = registry.promote(name, v2, **NLL)
+    assert not decision.promoted and "data_version" in decision.reason
+    assert champion(store, name) == v1
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), None])
+def test_non_finite_or_missing_metric_never_promoted(store, value):
+    name = f"g-bad-{value}"
+    metrics = {"other": 1.0} if value is None else {"nll": value}
+    v1 = make_version(store, name, **metrics)
+    decision = registry.promote(name, v1, **NLL)  # not even as the first model
+    assert not decision.promoted and "never promoted" in decision.reason
+    assert champion(store, name) is None
+    if value is None:
+        return
+    registry.promote(name, v2 := make_version(store, name, nll=3.0), **NLL)
+    assert not registry.promote(name, make_version(store, name, nll=value), **NLL).promoted
+    assert champion(store, name) == v2
+
+
+def test_rerun_changes_nothing(store):
+    name = "g-rerun"
+    v1 = make_version(store, name, nll=3.0)
+    registry.promote(name, v1, **NLL)
+    v2 = make_version(store, name, nll=2.99)  # rejected: within the margin
+    first = registry.promote(name, v2, **NLL, flow_run="a")
+    before = version_state(store, name)
+    again = registry.promote(name, v2, **NLL, flow_run="b")
+    again_champion = registry.promote(name, v1, **NLL)
+    assert version_state(store, name) == before
+    assert again.recorded and not again.promoted and again.reason == first.reason
+    assert again.champion_before == v1 and again.flow_run == "a"
+    assert again_champion.promoted and again_champion.recorded
+    # A different gate setting is a new decision, appended to the record.
+    loose = registry.promote(name, v2, metric="nll", higher_is_better=False, margin=0.0)
+    assert loose.promoted and not loose.recorded and champion(store, name) == v2
+    description = store["client"].get_model_version(name, v2).description
+    assert description.count("gate:") == 2
+
+
+def test_guard_metric_blocks(store):
+    name = "g-guard"
+    gate = {"metric": "bleu2", "higher_is_better": True, "margin": 0.0,
+            "guard_metric": "nll_test", "guard_tolerance": 0.1}
+    v1 = make_version(store, name, bleu2=0.3, nll_test=2.0)
+    registry.promote(name, v1, **gate)
+    blocked = registry.promote(name, make_version(store, name, bleu2=0.5, nll_test=2.3), **gate)
+    assert not blocked.promoted and "guard nll_test" in blocked.reason
+    assert (blocked.candidate_guard, blocked.champion_guard) == (2.3, 2.0)
+    no_guard = registry.promote(name, make_version(store, name, bleu2=0.5, nll_test=float("nan")), **gate)
+    assert not no_guard.promoted
+    ok = registry.promote(name, v4 := make_version(store, name, bleu2=0.5, nll_test=2.05), **gate)
+    assert ok.promoted and champion(store, name) == v4
+    # Against the new champion, a gate without the guard is a new decision: the stale guard
+    # tags go, and re-running it is a no-op again.
+    assert registry.promote(name, blocked.version, **gate).champion_before == v4
+    plain = {"metric": "bleu2", "higher_is_better": True, "margin": 0.0}
+    registry.promote(name, blocked.version, **plain)
+    tags = store["client"].get_model_version(name, blocked.version).tags
+    assert not any(k.startswith("gate.") and "guard" in k for k in tags), tags
+    assert registry.promote(name, blocked.version, **plain).recorded
+
+
+def test_lock_serialises_gates(store):
+    name = "g-lock"
+    v1 = make_version(store, name, nll=3.0)
+    done = threading.Event()
+    with registry.registry_lock():
+        thread = threading.Thread(target=lambda: (registry.promote(name, v1, **NLL), done.set()))
+        thread.start()
+        assert not done.wait(0.8), "promote ran while another holder had the lock"
+    thread.join(30)
+    assert done.is_set() and champion(store, name) == v1
+    assert (store["root"] / "mlflow.db.registry.lock").exists()
+
+
+def _race_versions(store, name):
+    base = make_version(store, name, nll=3.0)
+    registry.promote(name, base, **NLL)
+    return base, make_version(store, name, nll=2.5), make_version(store, name, nll=2.0)
+
+
+def _check_race(store, name, base, good, best, decisions):
+    assert champion(store, name) == best
+    # Serialised: exactly one gate saw the old champion; the other saw the first one's outcome.
+    first = [d for d in decisions if d.champion_before == base]
+    assert len(first) == 1, decisions
+    (second,) = [d for d in decisions if d is not first[0]]
+    assert second.champion_before == first[0].champion_after
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_race_two_threads_leaves_the_better_champion(store, round_):
+    name = f"g-race-threads-{round_}"
+    base, good, best = _race_versions(store, name)
+    start, decisions = threading.Barrier(2), []
+
+    def gate(version):
+        start.wait()
+        decisions.append(registry.promote(name, version, **NLL))
+
+    threads = [threading.Thread(target=gate, args=(v,)) for v in ((good, best) if round_ % 2 else (best, good))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(decisions) == 2
+    _check_race(store, name, base, good, best, decisions)
+
+
+def test_race_two_processes_leaves_the_better_champion(store, tmp_path):
+    name = "g-race-procs"
+    base, good, best = _race_versions(store, name)
+    go = tmp_path / "go"
+    script = textwrap.dedent(f"""
+        import json, sys, time, dataclasses
+        from pathlib import Path
+        from pipelines import registry
+        registry._client().get_registered_model({name!r})  # warm up: imports, engine
+        Path(sys.argv[2]).touch()
+        while not Path({str(go)!r}).exists():
+            time.sleep(0.01)
+        d = registry.promote({name!r}, sys.argv[1], metric="nll", higher_is_better=False, margin=0.05)
+        print(json.dumps(dataclasses.asdict(d)))
+    """)
+    env = {**os.environ, **QUIET_ENV, "MLFLOW_TRACKING_URI": store["uri"]}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, v, str(tmp_path / f"ready-{v}")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+        for v in (good, best)
+    ]
+    deadline = time.monotonic() + 90
+    while not all((tmp_path / f"ready-{v}").exists() for v in (good, best)):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        time.sleep(0.05)
+    go.touch()
+    results = [p.communicate(timeout=90) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-3000:] for _, err in results]
+    decisions = [registry.Decision(**json.loads(out.strip().splitlines()[-1])) for out, _ in results]
+    _check_race(store, name, base, good, best, decisions)
+
+
+# ------------------------------------------------------------------- rollback
+def test_rollback_sets_champion_and_records_it(store):
+    name = "g-rollback"
+    registry.promote(name, v1 := make_version(store, name, nll=3.0), **NLL)
+    registry.promote(name, v2 := make_version(store, name, nll=2.0), **NLL)
+    assert champion(store, name) == v2
+    registry.rollback(name, v1, reason="v2 writes gibberish")
+    assert champion(store, name) == v1
+    client = store["client"]
+    old, new = client.get_model_version(name, v2), client.get_model_version(name, v1)
+    assert new.tags["rollback.replaced"] == v2 and new.tags["rollback.reason"] == "v2 writes gibberish"
+    assert old.tags["rollback.replaced_by"] == v1
+    assert "rollback" in new.description and "rollback" in old.description
+    # The gate now compares against v1 again; a re-run on v2 is a new decision (new champion).
+    assert registry.promote(name, v2, **NLL).champion_before == v1
+    assert champion(store, name) == v2
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        registry.rollback(name, "999")
+    assert champion(store, name) == v2
