@@ -1,0 +1,68 @@
+"""params.yaml schema: every profile is valid, errors name the key, the value and the rule."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.config import ParamsError, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("profile", sorted(p.name for p in (ROOT / "profiles").glob("*.yaml")))
+def test_every_profile_is_valid(profile: str) -> None:
+    load_params(ROOT / "profiles" / profile)
+
+
+def test_params_yaml_is_the_small_profile() -> None:
+    assert (ROOT / "params.yaml").read_text() == (ROOT / "profiles/small.yaml").read_text()
+
+
+def test_paper_profile_has_the_papers_settings() -> None:
+    p = load_params(ROOT / "profiles/paper.yaml")
+    assert (p.oracle.vocab_size, p.oracle.seq_len, p.oracle.num_train) == (5000, 20, 10000)
+    assert p.pretrain_generator.epochs == 120 and p.pretrain_generator.lr == 0.01
+    assert sum(p.discriminator.num_filters) == 1720 and p.discriminator.dropout == 0.25
+    assert (p.adversarial.batches, p.adversarial.n_rollouts, p.adversarial.d_steps, p.adversarial.d_epochs) == (200, 16, 5, 3)
+
+
+def small() -> dict:
+    return yaml.safe_load((ROOT / "profiles/small.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    "section, key, value, expected",
+    [
+        ("adversarial", "n_rollouts", 0, "adversarial.n_rollouts: value 0 is not allowed"),
+        ("pretrain_generator", "lr", "fast", "pretrain_generator.lr: value 'fast' is not allowed"),
+        ("corpus", "tokenizer", "bpe", "corpus.tokenizer: value 'bpe' is not allowed"),
+        ("adversarial", "rollout_policy", "beta", "'current' or 'delayed'"),
+        ("discriminator", "dropout", 1.0, "discriminator.dropout: value 1.0 is not allowed"),
+        ("adversarial", "typo_key", 1, "adversarial.typo_key: unknown key"),
+    ],
+)
+def test_bad_values_are_named(section: str, key: str, value: object, expected: str) -> None:
+    raw = small()
+    raw[section][key] = value
+    with pytest.raises(ParamsError) as info:
+        parse_params(raw)
+    assert expected in str(info.value)
+
+
+def test_missing_key_and_cross_field_rules() -> None:
+    raw = small()
+    del raw["seed"]
+    raw["discriminator"]["filter_sizes"] = [1, 2, 30]
+    raw["discriminator"]["num_filters"] = [4, 4, 4]
+    message = str(pytest.raises(ParamsError, parse_params, raw).value)
+    assert "seed: missing" in message
+    raw = small()
+    raw["discriminator"]["num_filters"] = [4]
+    assert "one count per width" in str(pytest.raises(ParamsError, parse_params, raw).value)
+
+
+def test_missing_file_says_how_to_restore(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match="seqgan profile small"):
+        load_params(tmp_path / "params.yaml")
