@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,12 +35,24 @@ from .stage_graph import load_stage_graph, stages_for
 DETERMINISTIC_EXIT = 1
 
 
+# `dvc repro` itself exits 255 whenever a stage command fails and reports the command's
+# own exit code as "failed to run: <cmd>, exited with N": classify by that code.
+_STAGE_EXIT = re.compile(r"failed to run: .*, exited with (-?\d+)")
+
+
+def stage_exit_code(returncode: int, log_tail: str) -> int:
+    """The stage command's exit code (from DVC's message), else the process's own."""
+    found = _STAGE_EXIT.findall(log_tail)
+    return int(found[-1]) if found else returncode
+
+
 class StageFailed(RuntimeError):
     def __init__(self, stage: str, returncode: int, log_tail: str) -> None:
         self.stage, self.returncode = stage, returncode
-        self.transient = not (returncode == DETERMINISTIC_EXIT and "error:" in log_tail)
+        self.exit_code = stage_exit_code(returncode, log_tail)
+        self.transient = not (self.exit_code == DETERMINISTIC_EXIT and "error:" in log_tail)
         kind = "transient failure, retried" if self.transient else "failed"
-        super().__init__(f"stage {stage!r} {kind} (exit {returncode}):\n{log_tail}")
+        super().__init__(f"stage {stage!r} {kind} (exit {self.exit_code}):\n{log_tail}")
 
 
 def retry_transient(task, task_run, state) -> bool:
@@ -64,9 +77,10 @@ class StageOutcome:
 
 
 @task(retries=2, retry_delay_seconds=10, retry_condition_fn=retry_transient, task_run_name="{stage}")
-def run_stage(stage: str) -> StageOutcome:
+def run_stage(stage: str, pipeline_run: str) -> StageOutcome:
     logger = get_run_logger()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "SEQGAN_PIPELINE_RUN": pipeline_run}
     result = subprocess.run([dvc_executable(), "repro", "--single-item", stage], capture_output=True, text=True, env=env)
     output = result.stdout + result.stderr
     if result.returncode != 0:
@@ -99,9 +113,9 @@ def train_flow(experiment: str = "all") -> dict[str, dict]:
     if experiment != "all" and experiment not in EXPERIMENTS:
         raise ValueError(f"experiment must be 'all' or one of {EXPERIMENTS}, got {experiment!r}")
     # Stages of this flow run share one MLflow parent run per experiment, keyed by the flow run.
-    pipeline_run = os.environ.setdefault("SEQGAN_PIPELINE_RUN", f"prefect-{flow_run.get_id() or 'local'}")
+    pipeline_run = os.environ.get("SEQGAN_PIPELINE_RUN") or f"prefect-{flow_run.get_id() or 'local'}"
     nodes = load_stage_graph() if experiment == "all" else stages_for(experiment)
-    outcomes = [run_stage(node.name) for node in nodes]
+    outcomes = [run_stage(node.name, pipeline_run) for node in nodes]
     experiments = EXPERIMENTS if experiment == "all" else (experiment,)
     results = {e: summary(e) for e in experiments}
     create_markdown_artifact(_markdown(results, outcomes, pipeline_run), key="seqgan-training",

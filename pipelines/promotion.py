@@ -19,9 +19,14 @@ def gate_rule(params: Params, experiment: str) -> dict[str, Any]:
 
 
 def experiment_of(model_name: str, version: str) -> str:
-    from .registry import version_tags
+    """The experiment ("synthetic" / "real") a registered version was trained on (its tag)."""
+    from .registry import EXPERIMENT_KIND_TAG
+    from .tracking import client
 
-    return version_tags(model_name, version)["experiment_kind"]
+    tags = client().get_model_version(model_name, str(version)).tags
+    if EXPERIMENT_KIND_TAG not in tags:
+        raise ValueError(f"{model_name} v{version} has no {EXPERIMENT_KIND_TAG!r} tag: not registered by `evaluate`")
+    return tags[EXPERIMENT_KIND_TAG]
 
 
 def promote_version(model_name: str, version: str, *, margin: float | None = None, flow_run: str | None = None):
