@@ -50,7 +50,7 @@ class _TokenLogProbs(torch.autograd.Function):
         logits2 = torch.addmm(bias * LOG2E, h, weight * LOG2E)  # base 2: exp2(l * log2 e) = e^l
         picked = logits2.gather(1, targets.unsqueeze(1)).squeeze(1)
         row_max = logits2.amax(dim=1, keepdim=True)
-        if bool(row_max.abs().max() <= _SAFE_EXP2_RANGE):  # also false for inf / nan
+        if bool((row_max.abs() <= _SAFE_EXP2_RANGE).all()):  # also false for inf / nan
             row_max.zero_()
         else:
             logits2.sub_(row_max)
@@ -77,6 +77,15 @@ class _TokenLogProbs(torch.autograd.Function):
             grad_weight.addmm_(h[rows].t(), grad_logits)
             grad_bias.add_(grad_logits.sum(dim=0))
         return grad_h, grad_weight, grad_bias, None, None
+
+
+@dataclass(frozen=True)
+class TeacherForcedPass:
+    """Everything one teacher-forced pass over (B, T) tokens produces."""
+
+    logits: torch.Tensor  # (B, T, V): logits[:, t] predicts token t
+    h: torch.Tensor  # (B, T, H): hidden state at step t (has read tokens < t)
+    c: torch.Tensor  # (B, T, H): cell state at step t
 
 
 class LSTMLanguageModel(nn.Module):
@@ -156,10 +165,13 @@ class LSTMLanguageModel(nn.Module):
     def teacher_forced_hidden(self, tokens: torch.Tensor) -> torch.Tensor:
         """Hidden states (B, T, H) of a teacher-forced pass, without the output layer.
 
-        Runs PyTorch's fused LSTM kernel on this model's weights: the same cell (gates
-        reordered to PyTorch's i, f, g, o), forward and backward ~2.5x faster than the
-        step loop of `_teacher_forced_states`, which is kept for the cell states.
+        On CPU this runs PyTorch's fused LSTM kernel on this model's weights: the same
+        cell (gates reordered to PyTorch's i, f, g, o), forward and backward ~2.5x faster
+        than the step loop of `_teacher_forced_states`, which is kept for the cell states
+        (and for other devices, where the fused path has not been measured).
         """
+        if self.device.type != "cpu" or tokens.shape[0] == 0:
+            return self._teacher_forced_states(tokens)[0]
         H = self.hidden_dim
         # Our gate blocks are i, f, o, c (candidate); PyTorch's are i, f, g (candidate), o.
         order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])

@@ -117,7 +117,7 @@ def _exp_unnormalised_(weights: torch.Tensor, exp_, safe_range: float) -> None:
     +-safe_range (see _SAFE_EXP2_RANGE), else c = the row maximum: a per-row c leaves the
     distribution as it is."""
     row_max = weights.amax(dim=-1, keepdim=True)
-    if not bool(row_max.abs().max() <= safe_range):  # also catches inf / nan rows
+    if not bool((row_max.abs() <= safe_range).all()):  # also catches inf / nan rows
         weights.sub_(row_max)
     exp_(weights)
 
