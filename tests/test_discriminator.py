@@ -3,7 +3,6 @@ unfolded-matmul convolution equals conv1d + ReLU + max-over-time, the highway la
 the L2 penalty follow the authors' code, and P(real) is scored without dropout."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -13,14 +12,7 @@ from seqgan_core import Discriminator
 from seqgan_core.discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """One intra-op thread: these tests are dominated by small ops, and on a shared 2-core
-    machine a second OpenMP thread mostly spin-waits (several times slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 VOCAB, LENGTH, EMB = 17, 9, 6

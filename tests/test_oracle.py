@@ -3,7 +3,6 @@ seeded oracles are reproducible N(0, 1) LSTMs, loading validates its input, and 
 NLL is the plain per-token average of -log p under the README's LSTM semantics."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +13,7 @@ from seqgan_core import Oracle, sequence_nll
 from seqgan_core.lstm import LSTMLanguageModel
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """One intra-op thread: these tests are dominated by small ops, and on a shared 2-core
-    machine a second OpenMP thread mostly spin-waits (several times slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 PAPER_ORACLE = Path(__file__).resolve().parents[2] / "shared/oracle/seqgan_target_lstm.npz"

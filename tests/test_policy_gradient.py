@@ -4,7 +4,6 @@ examples (REINFORCE surrogate reductions and baseline, MaliGAN weights)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -13,14 +12,7 @@ from seqgan_core import Generator, rollout
 from seqgan_core.objectives import maligan_weights, mle_loss, policy_gradient_loss
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """One intra-op thread: these tests are dominated by small ops, and on a shared 2-core
-    machine a second OpenMP thread mostly spin-waits (several times slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 V, T = 3, 4

@@ -3,7 +3,6 @@ enumerate (vocabulary 3, length 4: 81 sequences), plus the delayed rollout polic
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -12,14 +11,7 @@ import torch
 from seqgan_core import DelayedPolicy, Discriminator, Generator, rollout
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """One intra-op thread: these tests are dominated by small ops, and on a shared 2-core
-    machine a second OpenMP thread mostly spin-waits (several times slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 V, T = 3, 4

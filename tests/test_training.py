@@ -4,7 +4,6 @@ and seeded runs are bit-identical on CPU."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -20,14 +19,7 @@ from seqgan_core.train import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """One intra-op thread: these tests are dominated by small ops, and on a shared 2-core
-    machine a second OpenMP thread mostly spin-waits (several times slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 VOCAB, LENGTH = 64, 10
