@@ -36,10 +36,16 @@ def tracking_uri() -> str:
 
 
 def client() -> "MlflowClient":
-    import mlflow
+    """A client for the project's store. The URI is passed explicitly, never through
+    `mlflow.set_tracking_uri`: that process-wide setting would outlive a later change of
+    MLFLOW_TRACKING_URI (a worker running flows for several stores, a test session). The
+    environment default is filled in so that MLflow calls without a client (model
+    logging) resolve the same store."""
+    from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(tracking_uri())
-    return mlflow.MlflowClient()
+    uri = tracking_uri()
+    os.environ.setdefault("MLFLOW_TRACKING_URI", uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def experiment_name(ctx: "StageContext") -> str:
