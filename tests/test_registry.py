@@ -52,6 +52,7 @@ def store(tmp_path_factory):
         experiment = client.create_experiment("registry-test", artifact_location=(root / "artifacts").as_uri())
         run_id = client.create_run(experiment).info.run_id
 
+        path_before = set(sys.path)  # earlier tests may have loaded models in this process
         torch.manual_seed(0)
         checkpoint = root / "generator.pt"
         torch.save({"config": CONFIG, "state_dict": Generator(**CONFIG).state_dict()}, checkpoint)
@@ -68,7 +69,9 @@ def store(tmp_path_factory):
             tokenizer="char", metrics={"nll_oracle": 9.1, "nll_test": float("nan")},
             data_version="oracle-v1", experiment_kind="synthetic",
         )
-        leftover_code_paths = [p for p in sys.path if p.rstrip(os.sep).endswith(f"{os.sep}code")]
+        leftover_code_paths = [
+            p for p in sys.path if p not in path_before and p.rstrip(os.sep).endswith(f"{os.sep}code")
+        ]
         yield {
             "leftover_code_paths": leftover_code_paths,
             "root": root, "uri": uri, "client": client, "run_id": run_id,
