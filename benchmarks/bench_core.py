@@ -14,7 +14,11 @@ warm-up. Items:
 3. one rollout-reward computation (`rollout` on 64 samples, N = 16)
 4. one full g-step (`seqgan_generator_step`: sample 64, rollout, policy-gradient update)
 5. one discriminator epoch over 10,000 real + 10,000 generated sequences
-   (batch 64, Adam 1e-4: `discriminator_round(..., epochs=1)`)
+   (batch 64, Adam 1e-4: `discriminator_round(..., epochs=1)`), and for information the
+   same epoch with ``torch.optim.Adam(fused=True)`` (row "D epoch*")
+
+``--quick`` runs one or two repeats, our MLE and D epochs on 1/2 and 1/8 of the data and
+the reference on small fractions (all extrapolated, and labelled so) in under a minute.
 
 The REFERENCE (classes ``Ref*`` below) has the structure of the authors' code and the
 common PyTorch ports: `nn.LSTM` + `log_softmax` for MLE; sampling one step at a time
@@ -41,11 +45,13 @@ not counted, so the rates are "useful matmul work per second"):
 * g-step: rollout + sampling the B*T tokens + policy-gradient update (3 x B*T token steps)
 * D epoch: 3 x 312 batches x 64 sequences x D forward
 
+(REFERENCE.md's "21 MFLOP, highway 6" counts one of the two highway matmuls.)
+
 The rate of a dense 1024 x 1024 float32 matmul, measured in this process, is the
 yardstick ("fraction of matmul rate"). FLOP counts are of the computation as specified,
-not of what an implementation happens to execute: work that is skipped because it is
-provably redundant (e.g. convolution windows shared by the N rollouts of a prefix)
-still counts, so a fraction can in principle exceed what the matmuls alone achieve.
+not of what an implementation happens to execute: the rollout scores its completions
+with D's convolutions done as table lookups (see `Discriminator`), which skips most of
+the counted convolution multiply-adds, so its fraction can exceed 100%.
 """
 from __future__ import annotations
 
