@@ -13,8 +13,11 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DVC_NO_ANALYTICS ?= 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
+# The DVC stage commands (`python -m pipelines.stages...`) must find the venv's python.
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run test bench clean-venv
+.PHONY: setup run compare test bench clean-venv
 setup: $(VENV)/.installed
 
 # Re-installs only when the pins or the package metadata change, so a second
@@ -31,6 +34,12 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 run: setup
 	$(if $(PROFILE),$(BIN)/seqgan profile $(PROFILE),)
 	$(BIN)/dvc repro
+
+# Every method of the papers' tables, trained and scored the same way (comparison/dvc.yaml);
+# runs the training pipeline's stages first if they are stale.
+compare: setup
+	$(if $(PROFILE),$(BIN)/seqgan profile $(PROFILE),)
+	$(BIN)/dvc repro comparison/dvc.yaml
 
 test: setup
 	$(BIN)/python -m pytest

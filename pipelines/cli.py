@@ -32,7 +32,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
 def cmd_stages(args: argparse.Namespace) -> None:
     from .stage_graph import load_stage_graph
 
-    for stage in load_stage_graph():
+    for stage in load_stage_graph(pipeline=args.pipeline):
         print(f"{stage.name:40s} after: {', '.join(stage.upstream) or '-'}")
 
 
@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("stages", help="list the DVC stages in run order")
+    p.add_argument("--pipeline", choices=["training", "comparison"], default="training",
+                   help="dvc.yaml (training) or comparison/dvc.yaml (with the training stages it needs)")
     p.set_defaults(func=cmd_stages)
 
     p = sub.add_parser("generate", help="sample from a registered generator")

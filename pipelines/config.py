@@ -7,7 +7,7 @@ profile; `profiles/` holds the others), never here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 PARAMS_FILE = Path("params.yaml")
 EXPERIMENTS = ("synthetic", "real")
 Experiment = Literal["synthetic", "real"]
+# The rows of the papers' tables (SeqGAN Table 1 + MaliGAN); `random` is the untrained generator.
+Method = Literal["random", "mle", "scheduled_sampling", "pg_bleu", "seqgan", "maligan_basic", "maligan_full"]
+METHODS: tuple[str, ...] = get_args(Method)
+ADVERSARIAL_METHODS = ("seqgan", "maligan_basic", "maligan_full")  # the methods that train a discriminator
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -94,8 +98,32 @@ class PretrainDiscriminatorParams(Section):
     lr: PositiveFloat
 
 
+class ScheduledSamplingParams(Section):
+    """Teacher-forcing probability max(floor, start - decay * batch) (the authors' baseline:
+    1.0, falling by 0.002 per epoch)."""
+
+    start: Probability
+    decay: Annotated[float, Field(ge=0, description="probability lost per adversarial batch")]
+    floor: Probability
+
+
+class PGBleuParams(Section):
+    """The authors' PG-BLEU baseline: SeqGAN's loop with a BLEU reward instead of D."""
+
+    order: Annotated[int, Field(ge=1, le=5, description="BLEU-n of the reward (the authors: 3)")]
+    reference_fraction: Annotated[float, Field(gt=0, le=1, description="share of the training data used as references (0.4)")]
+    n_rollouts: PositiveInt
+
+
+class MaliGANParams(Section):
+    completions: Annotated[int, Field(ge=2, description="maligan_full: samples per real prefix (m); the "
+                                                        "batch holds batch_size // m prefixes")]
+    prefix_drop: Annotated[int, Field(ge=1, description="maligan_full: the kept prefix N falls from T by this per batch (K)")]
+    baseline: Literal["mean_weight", "none"]
+
+
 class AdversarialParams(Section):
-    method: Literal["seqgan"]
+    method: Method
     batches: PositiveInt
     g_steps: PositiveInt
     batch_size: PositiveInt
@@ -112,6 +140,18 @@ class AdversarialParams(Section):
     eval_every: PositiveInt
     eval_samples: PositiveInt
     checkpoint_every: PositiveInt
+    scheduled_sampling: ScheduledSamplingParams
+    pg_bleu: PGBleuParams
+    maligan: MaliGANParams
+
+    @model_validator(mode="after")
+    def _completions_fit(self) -> "AdversarialParams":
+        if self.maligan.completions > self.batch_size:
+            raise ValueError(
+                f"maligan.completions = {self.maligan.completions} exceeds batch_size = {self.batch_size}; "
+                "a batch must hold at least one prefix's completions"
+            )
+        return self
 
 
 class EvaluateParams(Section):
@@ -129,6 +169,21 @@ class PromotionParams(Section):
     real_bleu_order: Annotated[int, Field(ge=1, le=5)]
     real_margin: Annotated[float, Field(ge=0, description="BLEU must rise by more than this")]
     real_nll_test_tolerance: Annotated[float, Field(ge=0, description="NLL-test may rise by at most this (nats)")]
+
+
+class ComparisonParams(Section):
+    """What `make compare` (comparison/dvc.yaml) trains and tabulates."""
+
+    experiments: Annotated[list[Experiment], Field(min_length=1)]
+    methods: Annotated[list[Method], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _no_repeats(self) -> "ComparisonParams":
+        for key in ("experiments", "methods"):
+            values = getattr(self, key)
+            if len(set(values)) != len(values):
+                raise ValueError(f"comparison.{key} lists a value twice: {values}")
+        return self
 
 
 class TrackingParams(Section):
@@ -150,6 +205,7 @@ class Params(Section):
     evaluate: EvaluateParams
     tracking: TrackingParams
     promotion: PromotionParams
+    comparison: ComparisonParams
 
     @model_validator(mode="after")
     def _filters_fit(self) -> "Params":

@@ -5,6 +5,7 @@
   unchanged stage is skipped, not re-run.
 - `retrain_flow`: what the weekly schedule runs: refresh inputs, train, promote.
 - `promotion_flow`: the registry gate for the version the last `evaluate` registered.
+- `comparison_flow`: the method comparison (comparison/dvc.yaml), the same way.
 
 Flows run with no server at all (Prefect's ephemeral mode), against `prefect server
 start`, or on a worker of a work pool (see prefect.yaml and the README).
@@ -107,13 +108,17 @@ def _markdown(results: dict[str, dict], outcomes: list[StageOutcome], pipeline_r
     return "\n".join(lines)
 
 
+def _pipeline_run() -> str:
+    """Stages of one flow run share one MLflow parent run per experiment, keyed by the flow run."""
+    return os.environ.get("SEQGAN_PIPELINE_RUN") or f"prefect-{flow_run.get_id() or 'local'}"
+
+
 @flow(name="seqgan-train", log_prints=True)
 def train_flow(experiment: str = "all") -> dict[str, dict]:
     """Run the DVC stages of one experiment (or all) as tasks; returns key metrics."""
     if experiment != "all" and experiment not in EXPERIMENTS:
         raise ValueError(f"experiment must be 'all' or one of {EXPERIMENTS}, got {experiment!r}")
-    # Stages of this flow run share one MLflow parent run per experiment, keyed by the flow run.
-    pipeline_run = os.environ.get("SEQGAN_PIPELINE_RUN") or f"prefect-{flow_run.get_id() or 'local'}"
+    pipeline_run = _pipeline_run()
     nodes = load_stage_graph() if experiment == "all" else stages_for(experiment)
     outcomes = [run_stage(node.name, pipeline_run) for node in nodes]
     experiments = EXPERIMENTS if experiment == "all" else (experiment,)
@@ -121,6 +126,19 @@ def train_flow(experiment: str = "all") -> dict[str, dict]:
     create_markdown_artifact(_markdown(results, outcomes, pipeline_run), key="seqgan-training",
                              description="Stages run and metrics of the registered challenger")
     return results
+
+
+@flow(name="seqgan-compare", log_prints=True)
+def comparison_flow() -> str:
+    """Train and score every method (comparison/dvc.yaml, after whatever training stages it
+    needs) as tasks; returns the results table (markdown), also attached as an artifact."""
+    pipeline_run = _pipeline_run()
+    outcomes = [run_stage(node.name, pipeline_run) for node in load_stage_graph(pipeline="comparison")]
+    table = Path("comparison/results.md").read_text(encoding="utf-8")
+    ran = ", ".join(o.stage for o in outcomes if not o.skipped) or "none (all unchanged)"
+    create_markdown_artifact(f"{table}\nStages run: {ran}\n", key="seqgan-comparison",
+                             description="Every method of the papers' tables, trained and scored the same way")
+    return table
 
 
 @flow(name="seqgan-promote", log_prints=True)

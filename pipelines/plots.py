@@ -6,7 +6,7 @@ import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .runtime import _atomic_write, write_text
+from .runtime import _atomic_write, require, write_text
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, float | int | str]]) -> None:
@@ -16,6 +16,13 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, float | int | str]]) -> No
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, buffer.getvalue())
+
+
+def read_csv(path: Path) -> list[dict[str, float]]:
+    """Rows of a curve written by `write_csv`, as numbers; empty cells (a metric not
+    evaluated at that step) are left out of the row."""
+    with require(path).open() as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
 
 
 def plot_curves(

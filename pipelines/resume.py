@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,27 @@ class Checkpointer:
         print(f"note: resuming from {self.path} (step {state['step']})", file=sys.stderr)
         return state
 
-    def save(self, step: int, **state: Any) -> None:
-        save_torch(self.path, {"key": self.key, "step": step, **state})
+    def save(self, step: int, history: list[dict], objects: Mapping[str, Any], rngs: Mapping[str, torch.Generator]) -> None:
+        """Save after `step`: the `state_dict` of each of `objects` (models, optimisers), the
+        state of each random stream in `rngs` and of torch's global one (dropout), the history."""
+        save_torch(self.path, {
+            "key": self.key, "step": step, "history": history, "torch_rng": torch.get_rng_state(),
+            **{name: obj.state_dict() for name, obj in objects.items()},
+            **{name: rng.get_state() for name, rng in rngs.items()},
+        })
+
+    def restore(self, objects: Mapping[str, Any], rngs: Mapping[str, torch.Generator]) -> tuple[int, list[dict]] | None:
+        """Load a matching checkpoint into `objects` and `rngs` (the same names as `save`);
+        returns (step, history), or None when there is none to resume from."""
+        state = self.load()
+        if state is None:
+            return None
+        for name, obj in objects.items():
+            obj.load_state_dict(state[name])
+        for name, rng in rngs.items():
+            rng.set_state(state[name])
+        torch.set_rng_state(state["torch_rng"])
+        return state["step"], state["history"]
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -231,6 +231,7 @@ class StageContext:
     params: Params
     device: torch.device
     paths: ExperimentPaths
+    pipeline: str = "training"  # which dvc.yaml: "training" (./dvc.yaml) or "comparison"
     tracker: Any = field(default=None)
 
     def rng(self, *stream: str) -> torch.Generator:
@@ -238,7 +239,7 @@ class StageContext:
 
 
 @contextmanager
-def stage(name: str, experiment: Experiment) -> Iterator[StageContext]:
+def stage(name: str, experiment: Experiment, *, pipeline: str = "training") -> Iterator[StageContext]:
     """Load and validate params, configure torch, open the stage's tracking run."""
     from . import tracking
 
@@ -246,7 +247,7 @@ def stage(name: str, experiment: Experiment) -> Iterator[StageContext]:
     if params.threads:
         torch.set_num_threads(params.threads)
     torch.manual_seed(params.seed)  # dropout draws from the global generator
-    ctx = StageContext(name, experiment, params, resolve_device(params.device), ExperimentPaths(experiment))
+    ctx = StageContext(name, experiment, params, resolve_device(params.device), ExperimentPaths(experiment), pipeline)
     with tracking.stage_run(ctx) as tracker:
         ctx.tracker = tracker
         yield ctx

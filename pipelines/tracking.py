@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
     from .runtime import StageContext
 
+from .stage_graph import PIPELINE_FILES
+
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 PIPELINE_KEY_TAG = "seqgan.pipeline_key"
@@ -62,14 +64,17 @@ def git_revision() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def pipeline_key() -> str:
+def pipeline_key(pipeline: str = "training") -> str:
+    """Which parent run a stage belongs to. The training pipeline's key is bare (the
+    registry and the Prefect flows look runs up by it); another pipeline's is suffixed."""
     if key := os.environ.get("SEQGAN_PIPELINE_RUN"):
-        return key
+        return key if pipeline == "training" else f"{key}-{pipeline}"
     digest = hashlib.sha256(git_revision().encode())
-    for name in ("params.yaml", "dvc.yaml"):
+    for name in ("params.yaml", PIPELINE_FILES[pipeline]):
         path = Path(name)
         digest.update(path.read_bytes() if path.exists() else b"")
-    return digest.hexdigest()[:12]
+    key = digest.hexdigest()[:12]
+    return key if pipeline == "training" else f"{key}-{pipeline}"
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -91,7 +96,8 @@ def _experiment_id(mlflow_client: "MlflowClient", name: str) -> str:
     return mlflow_client.create_experiment(name, artifact_location=artifacts.as_uri())
 
 
-def _parent_run(mlflow_client: "MlflowClient", experiment_id: str, key: str, params: dict[str, str]) -> str:
+def _parent_run(mlflow_client: "MlflowClient", experiment_id: str, key: str, params: dict[str, str],
+                pipeline: str = "training") -> str:
     found = mlflow_client.search_runs(
         [experiment_id], filter_string=f"tags.`{PIPELINE_KEY_TAG}` = '{key}'", max_results=1
     )
@@ -99,7 +105,7 @@ def _parent_run(mlflow_client: "MlflowClient", experiment_id: str, key: str, par
         return found[0].info.run_id
     run = mlflow_client.create_run(
         experiment_id,
-        run_name=f"pipeline-{key}",
+        run_name=f"pipeline-{key}" if pipeline == "training" else f"{pipeline}-{key}",
         tags={PIPELINE_KEY_TAG: key, "mlflow.source.git.commit": git_revision()},
     )
     _log_params(mlflow_client, run.info.run_id, params)
@@ -151,10 +157,11 @@ class StageTracker:
 
 @contextmanager
 def stage_run(ctx: "StageContext") -> Iterator[StageTracker]:
+    """A nested run for one stage under its experiment's parent run for this pipeline run."""
     mlflow_client = client()
     experiment_id = _experiment_id(mlflow_client, experiment_name(ctx))
     params = flatten(ctx.params.model_dump())
-    parent_id = _parent_run(mlflow_client, experiment_id, pipeline_key(), params)
+    parent_id = _parent_run(mlflow_client, experiment_id, pipeline_key(ctx.pipeline), params, ctx.pipeline)
     run = mlflow_client.create_run(
         experiment_id,
         run_name=ctx.name,
@@ -167,14 +174,33 @@ def stage_run(ctx: "StageContext") -> Iterator[StageTracker]:
             "seqgan.device": str(ctx.device),
         },
     )
-    _log_params(mlflow_client, run.info.run_id, params)
-    tracker = StageTracker(mlflow_client, run.info.run_id, parent_id)
+    with _finished_or_failed(mlflow_client, run.info.run_id, parent_id, params) as tracker:
+        yield tracker
+
+
+@contextmanager
+def summary_run(experiment: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> Iterator[StageTracker]:
+    """A top-level run in MLflow experiment `experiment`, for results that span the
+    pipeline's experiments (the method comparison's table and plot)."""
+    mlflow_client = client()
+    run = mlflow_client.create_run(_experiment_id(mlflow_client, experiment), run_name=run_name,
+                                   tags={"mlflow.source.git.commit": git_revision(), **tags})
+    with _finished_or_failed(mlflow_client, run.info.run_id, run.info.run_id, flatten(params)) as tracker:
+        yield tracker
+
+
+@contextmanager
+def _finished_or_failed(mlflow_client: "MlflowClient", run_id: str, parent_id: str,
+                        params: dict[str, str]) -> Iterator[StageTracker]:
+    """Log params, yield a tracker, and end the run FINISHED, or FAILED/KILLED with the error."""
+    _log_params(mlflow_client, run_id, params)
+    tracker = StageTracker(mlflow_client, run_id, parent_id)
     try:
         yield tracker
     except BaseException as exc:
         tracker.flush()
-        mlflow_client.set_tag(run.info.run_id, "seqgan.error", f"{type(exc).__name__}: {exc}"[:5000])
-        mlflow_client.set_terminated(run.info.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        mlflow_client.set_tag(run_id, "seqgan.error", f"{type(exc).__name__}: {exc}"[:5000])
+        mlflow_client.set_terminated(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     tracker.flush()
-    mlflow_client.set_terminated(run.info.run_id, "FINISHED")
+    mlflow_client.set_terminated(run_id, "FINISHED")

@@ -44,6 +44,9 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 
 import numpy as np
+import torch
+
+from .corpus import strip_eos
 
 Sentence = Sequence[Hashable]
 NGram = tuple[Hashable, ...]
@@ -196,6 +199,25 @@ def bleu(hypotheses: Iterable[Sentence], references: Iterable[Sentence], n: int)
     """BLEU-n of `hypotheses` against `references`: mean over hypotheses of NLTK's
     sentence_bleu(all references, h, weights=(1/n,)*n, smoothing=method1)."""
     return BLEU(references, max_n=n).corpus_mean(hypotheses, n)
+
+
+class BLEUReward:
+    """PG-BLEU's reward: each sequence's BLEU-n against a fixed reference set.
+
+    The SeqGAN authors' PG-BLEU baseline runs SeqGAN's loop with this in place of the
+    discriminator: BLEU-3 (uniform weights) against a random 40% of the real data, one
+    rollout per prefix. Called with a (M, T) LongTensor of token ids, it returns the
+    (M,) float rewards on the same device. With ``eos_id`` set, rows are cut at their
+    first end token before scoring (corpus data); the oracle's rows are scored whole.
+    """
+
+    def __init__(self, references: torch.Tensor, n: int = 3, eos_id: int | None = None) -> None:
+        self.n, self.eos_id = n, eos_id
+        self.bleu = BLEU(strip_eos(references, eos_id), max_n=n)
+
+    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        scores = self.bleu.sentence_scores(strip_eos(tokens.cpu(), self.eos_id), self.n)
+        return torch.as_tensor(scores, dtype=torch.float32, device=tokens.device)
 
 
 class SelfBLEU:

@@ -33,6 +33,20 @@ UNK_ID = 1
 SPECIALS = (EOS, UNK)
 
 
+def strip_eos(rows: Iterable[Sequence[int]], eos_id: int | None = EOS_ID) -> list[list[int]]:
+    """Each id row up to (not including) its first end token: the sentence BLEU compares.
+
+    Rows are padded with `eos_id` after the sentence ends; a row without one is whole, and
+    ``eos_id=None`` (oracle data, which has no end token) keeps every row whole. Accepts
+    a (n, T) tensor or array, or lists of ids.
+    """
+    stripped = []
+    for row in rows.tolist() if hasattr(rows, "tolist") else rows:
+        row = list(row)
+        stripped.append(row[: row.index(eos_id)] if eos_id is not None and eos_id in row else row)
+    return stripped
+
+
 def tokenize(line: str, mode: TokenMode) -> list[str]:
     """Split one line of text into tokens.
 

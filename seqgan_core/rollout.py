@@ -14,6 +14,7 @@ slice of the buffers: the only Python loop is over time steps.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 
@@ -21,10 +22,21 @@ from .discriminator import Discriminator
 from .lstm import LSTMLanguageModel
 
 
+SequenceReward = Callable[[torch.Tensor], torch.Tensor]  # (M, T) token rows -> (M,) rewards
+
+
+def score_sequences(scorer: Discriminator | SequenceReward, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Rewards (M,) of complete sequences: P(real) from a discriminator (anything with
+    ``prob_real``), or the value of any other reward function (PG-BLEU's BLEU)."""
+    if hasattr(scorer, "prob_real"):
+        return scorer.prob_real(tokens, batch_size)
+    return scorer(tokens)
+
+
 @torch.no_grad()
 def rollout(
     generator: LSTMLanguageModel,
-    discriminator: Discriminator,
+    discriminator: Discriminator | SequenceReward,
     samples: torch.Tensor,
     n_rollouts: int = 16,
     *,
@@ -34,6 +46,8 @@ def rollout(
 ) -> torch.Tensor:
     """Rewards Q (B, T) for ``samples`` (B, T): column t-1 is Q(t) in the paper's notation.
 
+    ``discriminator`` scores complete sequences (see `score_sequences`): SeqGAN's D, or a
+    reward function such as `seqgan_core.bleu.BLEUReward` for the PG-BLEU baseline.
     ``generator`` is the rollout policy: the generator itself (what the authors' code
     effectively does) or a `DelayedPolicy` copy of it (the paper's beta).
     """
@@ -43,7 +57,7 @@ def rollout(
         raise ValueError(f"n_rollouts must be >= 1, got {N}")
     samples = samples.to(generator.device)
     rewards = torch.empty(B, T, device=samples.device)
-    rewards[:, T - 1] = discriminator.prob_real(samples, d_batch_size)
+    rewards[:, T - 1] = score_sequences(discriminator, samples, d_batch_size)
     if T == 1:
         return rewards
 
@@ -68,7 +82,7 @@ def rollout(
         h[new] = h_prefix[:, t].repeat(N, 1)
         c[new] = c_prefix[:, t].repeat(N, 1)
 
-    scores = discriminator.prob_real(completions, d_batch_size).view(T - 1, N, B)
+    scores = score_sequences(discriminator, completions, d_batch_size).view(T - 1, N, B)
     rewards[:, : T - 1] = scores.mean(dim=1).T
     return rewards
 

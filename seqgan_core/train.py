@@ -1,8 +1,10 @@
-"""Training steps: MLE epochs, discriminator rounds, SeqGAN generator updates.
+"""Training steps: MLE, discriminator rounds, and one generator update per method of
+the papers' tables (MLE, scheduled sampling, PG-BLEU, SeqGAN, MaliGAN basic and full).
 
 Each function does one well-defined unit of work on models and optimisers it is given
 and returns plain-number metrics, so the loops that call them (a notebook, a pipeline
-stage) decide what to log and when to checkpoint.
+stage) decide what to log and when to checkpoint. The schedules of scheduled sampling and
+of MaliGAN's mixed MLE are plain functions of the update's index.
 """
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ import torch
 
 from .discriminator import Discriminator
 from .lstm import LSTMLanguageModel
-from .objectives import mle_loss, policy_gradient_loss
-from .rollout import rollout
+from .objectives import maligan_loss, mle_loss, policy_gradient_loss, scheduled_sampling_loss
+from .rollout import SequenceReward, rollout
 
 
 class TrainingDiverged(FloatingPointError):
@@ -56,6 +58,14 @@ def _apply(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, grad_cl
     return value
 
 
+def mle_step(generator: LSTMLanguageModel, optimizer: torch.optim.Optimizer, batch: torch.Tensor,
+             *, grad_clip: float = 5.0) -> float:
+    """One teacher-forced MLE update on ``batch`` (B, T); returns its mean NLL."""
+    generator.train()
+    loss = mle_loss(generator, batch.to(generator.device))
+    return _apply(optimizer, loss, list(generator.parameters()), grad_clip, "MLE loss")
+
+
 def mle_epoch(
     generator: LSTMLanguageModel,
     optimizer: torch.optim.Optimizer,
@@ -66,11 +76,9 @@ def mle_epoch(
     rng: torch.Generator | None = None,
 ) -> float:
     """One pass of teacher-forced MLE over ``data`` (n, T); returns the mean training NLL."""
-    generator.train()
     total, batches = 0.0, 0
     for batch in minibatches(data, batch_size, rng):
-        loss = mle_loss(generator, batch.to(generator.device))
-        total += _apply(optimizer, loss, list(generator.parameters()), grad_clip, "MLE loss")
+        total += mle_step(generator, optimizer, batch, grad_clip=grad_clip)
         batches += 1
     if batches == 0:
         raise ValueError(f"{data.shape[0]} sequences do not fill one batch of {batch_size}")
@@ -89,10 +97,15 @@ def discriminator_round(
 ) -> dict[str, float]:
     """Train D for ``epochs`` passes over real (label 1) and generated (label 0) sequences.
 
-    The caller draws fresh ``negatives`` for every round, as the paper does. Returns the
-    mean loss and the accuracy of the last epoch.
+    The caller draws fresh ``negatives`` for every round, as the paper does. The classes
+    are balanced as in the authors' rounds (10,000 of each): when there are more real
+    sequences than negatives, a fresh random subset of as many is used each round.
+    Returns the mean loss and the accuracy of the last epoch.
     """
     device = discriminator.out.weight.device
+    if len(positives) > len(negatives):
+        positives = positives[torch.randperm(len(positives), generator=rng, device=rng.device if rng else "cpu")
+                              .cpu()[: len(negatives)]]
     tokens = torch.cat([positives, negatives]).to(device)
     labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))]).long().to(device)
     dataset = torch.cat([tokens, labels.unsqueeze(1)], dim=1)  # shuffle tokens and labels together
@@ -127,7 +140,7 @@ def policy_gradient_step(
 
 def seqgan_generator_step(
     generator: LSTMLanguageModel,
-    discriminator: Discriminator,
+    discriminator: Discriminator | SequenceReward,
     optimizer: torch.optim.Optimizer,
     *,
     batch_size: int = 64,
@@ -140,7 +153,8 @@ def seqgan_generator_step(
 ) -> dict[str, float]:
     """SeqGAN's g-step: sample a batch, reward every token by rollout, update by policy gradient.
 
-    ``baseline="batch_mean"`` subtracts the batch's mean reward (a variance-reduction
+    With a `seqgan_core.bleu.BLEUReward` in place of the discriminator (and, as the
+    authors did, ``n_rollouts=1``) this is the PG-BLEU baseline. ``baseline="batch_mean"`` subtracts the batch's mean reward (a variance-reduction
     departure from the paper, which uses none).
     """
     samples = generator.sample(batch_size, rng=rng)
@@ -151,3 +165,60 @@ def seqgan_generator_step(
         generator, optimizer, samples, rewards, reduction=reduction, baseline=baseline, grad_clip=grad_clip
     )
     return {"g_loss": loss, "mean_reward": rewards.mean().item(), "final_reward": rewards[:, -1].mean().item()}
+
+
+def teacher_forcing_probability(step: int, *, start: float = 1.0, decay: float = 0.002, floor: float = 0.0) -> float:
+    """Scheduled sampling's linear schedule: ``start - decay * step``, never below ``floor``
+    (the authors' baseline: from 1.0, 0.002 less per epoch)."""
+    return max(floor, start - decay * step)
+
+
+def scheduled_sampling_step(
+    generator: LSTMLanguageModel,
+    optimizer: torch.optim.Optimizer,
+    batch: torch.Tensor,
+    teacher_forcing: float,
+    *,
+    grad_clip: float = 5.0,
+    rng: torch.Generator | None = None,
+) -> dict[str, float]:
+    """One scheduled-sampling update on real ``batch`` (B, T) (see `scheduled_sampling_loss`)."""
+    generator.train()
+    loss = scheduled_sampling_loss(generator, batch, teacher_forcing, rng)
+    value = _apply(optimizer, loss, list(generator.parameters()), grad_clip, "scheduled-sampling loss")
+    return {"g_loss": value, "teacher_forcing": teacher_forcing}
+
+
+def mixed_mle_prefix_length(step: int, seq_len: int, drop: int) -> int:
+    """MaliGAN-full's N: the real prefix kept at update ``step`` (0-based) starts at the
+    whole sequence and falls by ``drop`` (the paper's K) per update, down to 0."""
+    return max(0, seq_len - drop * step)
+
+
+def maligan_generator_step(
+    generator: LSTMLanguageModel,
+    discriminator: Discriminator,
+    optimizer: torch.optim.Optimizer,
+    prefixes: torch.Tensor,
+    *,
+    completions: int,
+    baseline: bool = True,
+    grad_clip: float = 5.0,
+    rng: torch.Generator | None = None,
+) -> dict[str, float]:
+    """One MaliGAN update: ``completions`` samples continue each row of ``prefixes``
+    (G, N); D weights them by D/(1-D) normalised within the prefix's group; the sampled
+    part gets the weighted update, the real prefix MLE (see `maligan_loss`).
+
+    MaliGAN-basic is ``prefixes`` of shape (1, 0) with ``completions`` = batch size: one
+    group of fresh samples. MaliGAN-full passes real sequences cut to
+    `mixed_mle_prefix_length`.
+    """
+    groups, prefix_len = prefixes.shape
+    samples = generator.sample(groups * completions, rng=rng, prefix=prefixes.repeat_interleave(completions, dim=0))
+    d_probs = discriminator.prob_real(samples)
+    generator.train()
+    loss = maligan_loss(generator.token_log_probs(samples), d_probs, group_size=completions,
+                        prefix_len=prefix_len, baseline=baseline)
+    value = _apply(optimizer, loss, list(generator.parameters()), grad_clip, "MaliGAN loss")
+    return {"g_loss": value, "mean_d": d_probs.mean().item(), "prefix_len": float(prefix_len)}

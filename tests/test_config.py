@@ -41,6 +41,10 @@ def small() -> dict:
         ("adversarial", "rollout_policy", "beta", "'current' or 'delayed'"),
         ("discriminator", "dropout", 1.0, "discriminator.dropout: value 1.0 is not allowed"),
         ("adversarial", "typo_key", 1, "adversarial.typo_key: unknown key"),
+        ("adversarial", "method", "leakgan", "adversarial.method: value 'leakgan' is not allowed: Input should be "
+                                             "'random', 'mle', 'scheduled_sampling', 'pg_bleu', 'seqgan', "
+                                             "'maligan_basic' or 'maligan_full'"),
+        ("comparison", "methods", ["mle", "gan"], "comparison.methods.1: value 'gan' is not allowed"),
     ],
 )
 def test_bad_values_are_named(section: str, key: str, value: object, expected: str) -> None:
@@ -61,6 +65,24 @@ def test_missing_key_and_cross_field_rules() -> None:
     raw = small()
     raw["discriminator"]["num_filters"] = [4]
     assert "one count per width" in str(pytest.raises(ParamsError, parse_params, raw).value)
+
+
+def test_method_settings_rules() -> None:
+    raw = small()
+    raw["adversarial"]["maligan"]["completions"] = raw["adversarial"]["batch_size"] + 1
+    assert "maligan.completions = 65 exceeds batch_size = 64" in str(pytest.raises(ParamsError, parse_params, raw).value)
+    raw = small()
+    raw["adversarial"]["scheduled_sampling"]["start"] = 1.5
+    assert "adversarial.scheduled_sampling.start: value 1.5" in str(pytest.raises(ParamsError, parse_params, raw).value)
+    raw = small()
+    raw["comparison"]["methods"] = ["mle", "seqgan", "mle"]
+    assert "comparison.methods lists a value twice" in str(pytest.raises(ParamsError, parse_params, raw).value)
+
+
+def test_every_method_is_compared_by_default() -> None:
+    from pipelines.config import METHODS
+
+    assert load_params(ROOT / "params.yaml").comparison.methods == list(METHODS)
 
 
 def test_missing_file_says_how_to_restore(tmp_path: Path) -> None:

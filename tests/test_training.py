@@ -254,3 +254,19 @@ def test_minibatches_seeded_shuffle_is_deterministic() -> None:
     c = torch.cat(list(minibatches(data, 50, rng=seeded(8))))
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
+
+
+def test_discriminator_round_balances_real_and_generated(data: torch.Tensor) -> None:
+    """More real sequences than negatives: each round uses a fresh subset of as many."""
+    labels_seen: list[torch.Tensor] = []
+
+    class Recording(Discriminator):
+        def loss_from_logits(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            labels_seen.append(labels.clone())
+            return super().loss_from_logits(logits, labels)
+
+    d = Recording(VOCAB, seq_len=LENGTH, emb_dim=8, filter_sizes=(2,), num_filters=(4,))
+    optimizer = torch.optim.Adam(d.parameters(), lr=1e-4)
+    discriminator_round(d, optimizer, data[:640], uniform_tokens(128, 3), epochs=1, batch_size=32, rng=seeded(0))
+    labels = torch.cat(labels_seen)
+    assert len(labels) == 256 and labels.sum().item() == 128

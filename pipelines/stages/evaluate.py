@@ -2,70 +2,24 @@
 samples and the combined NLL curve, and register the adversarial generator as the
 registry's `challenger`.
 
-Scores: NLL-oracle (synthetic), NLL-test, and for corpora BLEU-n against the test set
-and Self-BLEU-n, in Texygen's convention (seqgan_core.bleu). Every setting that changes a
-score (sample sizes, orders, smoothing) is written next to it.
+Scores (pipelines.scoring.final_scores): NLL-oracle (synthetic), NLL-test, and for
+corpora BLEU-n against the test set and Self-BLEU-n, in Texygen's convention, each with
+the settings that produced it.
 """
 from __future__ import annotations
 
-import csv
-
-import torch
-
-from seqgan_core import sequence_nll
-from seqgan_core.bleu import BLEU, SelfBLEU
-from seqgan_core.corpus import EOS_ID
-
-from ..plots import plot_curves
+from ..plots import plot_curves, read_csv
 from ..runtime import Dataset, experiment_arg, load_dataset, load_generator, run_main, stage, write_json, write_text
+from ..scoring import final_scores, score_settings
 from ..validation import validate_token_sequences
 
 GENERATORS = {"mle": "generator_mle.pt", "adversarial": "generator_adv.pt"}
 
 
-def strip_padding(tokens: torch.Tensor) -> list[list[int]]:
-    """Token rows up to their first <eos>: what BLEU compares for a corpus."""
-    rows = []
-    for row in tokens.tolist():
-        rows.append(row[: row.index(EOS_ID)] if EOS_ID in row else row)
-    return rows
-
-
-def score(generator, dataset: Dataset, samples: torch.Tensor, params) -> dict[str, float]:
-    e = params.evaluate
-    scores = {"nll_test": sequence_nll(generator, dataset.test)}
-    if dataset.oracle is not None:
-        scores["nll_oracle"] = dataset.oracle.nll(samples)
-    else:
-        hypotheses = strip_padding(samples[: e.bleu_hypotheses])
-        bleu = BLEU(strip_padding(dataset.test), max_n=max(e.bleu_orders))
-        self_bleu = SelfBLEU(strip_padding(samples), max_n=max(e.bleu_orders), sample_size=e.self_bleu_size, seed=params.seed)
-        for n in e.bleu_orders:
-            scores[f"bleu{n}"] = bleu.corpus_mean(hypotheses, n)
-            scores[f"self_bleu{n}"] = self_bleu.mean(n)
-    return scores
-
-
-def settings(dataset: Dataset, params) -> dict:
-    e = params.evaluate
-    common = {"nll_test_sequences": len(dataset.test), "nll_units": "nats per token"}
-    if dataset.oracle is not None:
-        return {**common, "nll_oracle_samples": e.nll_samples}
-    return {**common, "bleu": "Texygen: sentence_bleu vs whole test set, uniform cumulative weights, smoothing method1",
-            "bleu_orders": e.bleu_orders, "bleu_hypotheses": min(e.bleu_hypotheses, e.nll_samples),
-            "bleu_references": len(dataset.test), "self_bleu_sample_size": e.self_bleu_size,
-            "tokenization": dataset.tokenizer, "padding": "stripped at first <eos>"}
-
-
-def read_curve(path) -> list[dict[str, float]]:
-    with path.open() as f:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
-
-
 def plot_nll_curve(ctx, dataset: Dataset) -> None:
     """Pretraining epochs, then adversarial batches, on one axis, with the oracle's floor."""
-    pre = [r for r in read_curve(ctx.paths.plots / "pretrain_generator.csv") if "nll_test" in r]
-    adv = [r for r in read_curve(ctx.paths.plots / "adversarial.csv") if "nll_test" in r]
+    pre = [r for r in read_csv(ctx.paths.plots / "pretrain_generator.csv") if "nll_test" in r]
+    adv = [r for r in read_csv(ctx.paths.plots / "adversarial.csv") if "nll_test" in r]
     key = "nll_oracle" if dataset.oracle is not None else "nll_test"
     offset = pre[-1]["epoch"]
     png = ctx.paths.plots / "nll_curve.png"
@@ -91,9 +45,9 @@ def main() -> None:
             samples = generator.sample(e.nll_samples, rng=ctx.rng(label))
             validate_token_sequences(samples.cpu().numpy(), suite=f"generated_{label}", vocab_size=dataset.vocab_size,
                                      seq_len=dataset.seq_len, expected_rows=e.nll_samples)
-            results[label] = score(generator, dataset, samples, ctx.params)
+            results[label] = final_scores(generator, dataset, samples, ctx.params)
             texts.append(f"## {label}\n\n" + "\n".join(f"- {t}" for t in dataset.decode(samples[: e.text_samples])))
-        metrics = {**results, "reference": dataset.reference_nll, "settings": settings(dataset, ctx.params)}
+        metrics = {**results, "reference": dataset.reference_nll, "settings": score_settings(dataset, ctx.params)}
         write_json(ctx.paths.metrics / "evaluate.json", metrics)
         samples_md = ctx.paths.reports / "samples.md"
         write_text(samples_md, f"# Samples ({experiment})\n\n" + "\n\n".join(texts) + "\n")

@@ -28,13 +28,8 @@ def main() -> None:
             ctx.paths.checkpoints / "pretrain_generator.pt",
             fingerprint(ctx.params.seed, ctx.params.generator.model_dump(), p.model_dump(), dataset.fingerprint),
         )
-        start = 0
-        if state := checkpoints.load():
-            generator.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            rng.set_state(state["rng"])
-            eval_rng.set_state(state["eval_rng"])
-            history, start = state["history"], state["step"]
+        objects, rngs = {"model": generator, "optimizer": optimizer}, {"rng": rng, "eval_rng": eval_rng}
+        start, history = checkpoints.restore(objects, rngs) or (0, history)
 
         progress = tqdm(range(start, p.epochs), desc=f"MLE {experiment}", unit="epoch", initial=start, total=p.epochs)
         for epoch in progress:
@@ -45,8 +40,7 @@ def main() -> None:
             history.append(row)
             progress.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "epoch"})
             ctx.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
-            checkpoints.save(epoch + 1, model=generator.state_dict(), optimizer=optimizer.state_dict(),
-                             rng=rng.get_state(), eval_rng=eval_rng.get_state(), history=history)
+            checkpoints.save(epoch + 1, history, objects, rngs)
 
         save_model(ctx.paths.models / "generator_mle.pt", generator, generator_config(generator))
         final = {k: v for k, v in history[-1].items() if k != "epoch"}
