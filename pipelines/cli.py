@@ -2,11 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-from pathlib import Path
-
-PROFILES = Path("profiles")
 
 
 def cmd_params_check(args: argparse.Namespace) -> None:
@@ -17,15 +13,9 @@ def cmd_params_check(args: argparse.Namespace) -> None:
 
 
 def cmd_profile(args: argparse.Namespace) -> None:
-    """Make params.yaml the named profile (validated first, so a bad profile changes nothing)."""
-    from .config import load_params
+    from .config import apply_profile
 
-    source = PROFILES / f"{args.name}.yaml"
-    if not source.exists():
-        available = ", ".join(sorted(p.stem for p in PROFILES.glob("*.yaml")))
-        raise SystemExit(f"error: no profile {args.name!r} in {PROFILES}/ (available: {available})")
-    load_params(source)
-    shutil.copyfile(source, "params.yaml")
+    source = apply_profile(args.name)
     print(f"params.yaml <- {source}; run `dvc repro` (stages whose params changed will re-run)")
 
 

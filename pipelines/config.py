@@ -6,6 +6,7 @@ profile; `profiles/` holds the others), never here.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
@@ -13,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PARAMS_FILE = Path("params.yaml")
+PROFILES_DIR = Path("profiles")
 EXPERIMENTS = ("synthetic", "real")
 Experiment = Literal["synthetic", "real"]
 # The rows of the papers' tables (SeqGAN Table 1 + MaliGAN); `random` is the untrained generator.
@@ -55,6 +57,7 @@ class CorpusParams(Section):
     max_len: PositiveInt
     overlong: Literal["drop", "truncate"]
     test_fraction: Annotated[float, Field(gt=0, lt=1)]
+    split_seed: NonNegativeInt  # the split is part of the data version: the training `seed` leaves it alone
     min_coverage: Probability
 
 
@@ -255,3 +258,22 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path} is not valid YAML: {exc}") from None
     return parse_params(raw, str(path))
+
+
+def apply_profile(name: str, seed: int | None = None, profiles: Path = PROFILES_DIR,
+                  target: Path = PARAMS_FILE) -> Path:
+    """Make ``target`` (params.yaml) the profile ``profiles/<name>.yaml``, optionally with
+    another top-level (training) ``seed``. The text is copied, so its comments stay; it is
+    validated before anything is written, so a bad profile changes nothing."""
+    source = profiles / f"{name}.yaml"
+    if not source.exists():
+        available = ", ".join(sorted(p.stem for p in profiles.glob("*.yaml"))) or "none"
+        raise ParamsError(f"no profile {name!r} in {profiles}/ (available: {available})")
+    text = source.read_text(encoding="utf-8")
+    if seed is not None:
+        text, found = re.subn(r"^seed: *\S+", f"seed: {int(seed)}", text, count=1, flags=re.M)
+        if not found:
+            raise ParamsError(f"{source} has no top-level `seed:` line to set")
+    parse_params(yaml.safe_load(text), f"{source}{'' if seed is None else f' with seed {seed}'}")
+    target.write_text(text, encoding="utf-8")
+    return source

@@ -21,12 +21,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from .config import EXPERIMENTS, load_params
+from .config import EXPERIMENTS, apply_profile, load_params
 from .runtime import ExperimentPaths
 from .stage_graph import load_stage_graph, stages_for
 
@@ -155,20 +154,36 @@ def promotion_flow(experiment: str = "synthetic", version: str | None = None):
     return decision
 
 
-def apply_profile(profile: str, seed: int) -> None:
-    """Make params.yaml the profile with the given seed (validated before it is written)."""
-    from .config import parse_params
+@task(retries=2, retry_delay_seconds=30, task_run_name="refresh-inputs")
+def refresh_inputs() -> list[str]:
+    """Bring the external inputs up to date: every DVC import (`dvc import-url` /
+    `dvc import`, e.g. a corpus kept on a share or in a data registry) is updated to its
+    source's current version, so the stages that read it re-run. Inputs kept in git are
+    what this clone has checked out. Returns the import files it updated."""
+    from dvc.repo import Repo
 
-    raw = yaml.safe_load((Path("profiles") / f"{profile}.yaml").read_text())
-    raw["seed"] = seed
-    parse_params(raw, f"profiles/{profile}.yaml with seed {seed}")
-    Path("params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    logger = get_run_logger()
+    with Repo(".") as repo:
+        imports = sorted(stage.relpath for stage in repo.index.stages if stage.is_import)
+    if not imports:
+        logger.info("no DVC imports: the inputs are the files in this clone")
+        return []
+    result = subprocess.run([dvc_executable(), "update", *imports], capture_output=True, text=True)
+    if result.returncode != 0:  # a source that cannot be reached: retried, then the flow fails here
+        raise RuntimeError(f"`dvc update {' '.join(imports)}` failed:\n{(result.stdout + result.stderr).strip()[-3000:]}")
+    logger.info("updated %s", ", ".join(imports))
+    return imports
 
 
 @flow(name="seqgan-retrain", log_prints=True)
 def retrain_flow(experiment: str = "synthetic", profile: str = "small", seed: int = 0):
-    """The scheduled job: refresh inputs, train, and hand the new generator to the gate."""
-    apply_profile(profile, seed)
-    subprocess.run([dvc_executable(), "status"], check=False)  # refresh: DVC re-hashes the inputs (corpus, code)
+    """The scheduled job: make params.yaml `profile` with training seed `seed`, refresh the
+    inputs, train and evaluate (`train_flow`), and hand the new generator to the gate.
+
+    The data depends on `oracle.seed` and `corpus.split_seed`, not on `seed`, so a retrain
+    with another seed is compared with the champion on the same data version."""
+    source = apply_profile(profile, seed)
+    print(f"params.yaml <- {source} with seed {seed}")
+    refreshed = refresh_inputs()
     results = train_flow(experiment)
-    return {"training": results, "promotion": promotion_flow(experiment)}
+    return {"refreshed": refreshed, "training": results, "promotion": promotion_flow(experiment)}

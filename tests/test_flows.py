@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, copy_project, stage_env
+from conftest import REPO_ROOT, copy_project, dvc, stage_env
 
 # Before anything imports prefect: settings are read from the environment.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))
@@ -147,6 +147,57 @@ def test_promotion_flow_makes_the_first_model_champion_once(trained, monkeypatch
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == version
     assert after.tags == before.tags and after.description == before.description
     assert after.last_updated_timestamp == before.last_updated_timestamp
+
+
+def test_retrain_flow_with_a_new_seed_keeps_the_data_and_goes_through_the_gate(trained, monkeypatch) -> None:
+    """After the promotion test (v1 is champion): the weekly job with another training seed
+    re-trains on the same data version, registers v2 and lets the gate compare the two."""
+    from mlflow import MlflowClient
+
+    from pipelines.flows import retrain_flow
+
+    root, first, _ = trained
+    use_repo(monkeypatch, root)
+    data_before = {p.name: p.read_bytes() for p in (root / "data/synthetic").iterdir()}
+    state = retrain_flow("synthetic", "tiny", seed=1, return_state=True)
+    assert state.is_completed(), state.message
+    out = state.result()
+
+    params = (root / "params.yaml").read_text()
+    assert re.search(r"^seed: 1$", params, re.M) and params.startswith("# Tiny profile")  # comments kept
+    assert out["refreshed"] == []  # no DVC imports in this project
+    version = str(out["training"]["synthetic"]["version"])
+    assert int(version) == int(first["synthetic"]["version"]) + 1
+    assert {p.name: p.read_bytes() for p in (root / "data/synthetic").iterdir()} == data_before
+
+    decision = out["promotion"]
+    client = MlflowClient()
+    v1, v2 = (client.get_model_version(MODEL, v) for v in (str(first["synthetic"]["version"]), version))
+    assert v1.tags["data_version"] == v2.tags["data_version"] == decision.data_version
+    assert decision.version == version and decision.champion_before == str(v1.version)
+    assert decision.candidate_value is not None and decision.champion_value is not None  # compared, not refused
+    assert decision.promoted == (decision.candidate_value < decision.champion_value - decision.margin)
+    champion = str(client.get_model_version_by_alias(MODEL, "champion").version)
+    assert champion == (version if decision.promoted else str(v1.version))
+
+
+def test_refresh_inputs_updates_a_dvc_import(tmp_path, monkeypatch) -> None:
+    """A corpus brought in with `dvc import-url` is re-fetched when its source changes."""
+    from prefect.logging import disable_run_logger
+
+    from pipelines.flows import refresh_inputs
+
+    root = copy_project(tmp_path / "repo")
+    source = tmp_path / "share" / "corpus.txt"
+    source.parent.mkdir()
+    source.write_text("first line\n", encoding="utf-8")
+    use_repo(monkeypatch, root)
+    dvc(root, "import-url", str(source), "data/corpora/shared.txt")
+    source.write_text("first line\nsecond line\n", encoding="utf-8")
+
+    with disable_run_logger():
+        assert refresh_inputs.fn() == ["data/corpora/shared.txt.dvc"]
+    assert (root / "data/corpora/shared.txt").read_text(encoding="utf-8") == "first line\nsecond line\n"
 
 
 def test_stage_failure_names_the_stage_and_is_not_retried(prefect_harness, tmp_path, monkeypatch) -> None:

@@ -34,7 +34,7 @@ def main() -> None:
         c = ctx.params.corpus
         lines = read_lines(Path(c.path))
         tokenized = [tokenize(line.lower() if c.lowercase else line, c.tokenizer) for line in lines]
-        train_idx, test_idx = split_train_test(np.arange(len(tokenized)), c.test_fraction, ctx.params.seed)
+        train_idx, test_idx = split_train_test(np.arange(len(tokenized)), c.test_fraction, c.split_seed)
         vocab = Vocabulary.build([tokenized[i] for i in train_idx], max_size=c.vocab_size, min_count=c.min_count)
         (train, train_report), (test, test_report) = (
             encode_corpus([tokenized[i] for i in split], vocab, c.max_len, overlong=c.overlong)
