@@ -10,6 +10,7 @@ import torch
 
 from seqgan_core import Discriminator, Generator, Oracle, TrainingDiverged
 from seqgan_core.train import (
+    adam,
     check_finite,
     discriminator_round,
     minibatches,
@@ -270,3 +271,23 @@ def test_discriminator_round_balances_real_and_generated(data: torch.Tensor) -> 
     discriminator_round(d, optimizer, data[:640], uniform_tokens(128, 3), epochs=1, batch_size=32, rng=seeded(0))
     labels = torch.cat(labels_seen)
     assert len(labels) == 256 and labels.sum().item() == 128
+
+
+def test_fused_adam_follows_torchs_adam_rule() -> None:
+    """`adam` (the fused form the stages use) takes the same steps as torch's default Adam."""
+    torch.manual_seed(0)
+    d, twin = small_discriminator(), small_discriminator()
+    twin.load_state_dict(d.state_dict())
+    start = {k: v.clone() for k, v in d.state_dict().items()}
+    d.eval(), twin.eval()  # no dropout: both compute the same function
+    fused, reference = adam(d.parameters(), 1e-3), torch.optim.Adam(twin.parameters(), lr=1e-3)
+    assert fused.defaults["fused"] and fused.defaults["betas"] == reference.defaults["betas"]
+    tokens, labels = uniform_tokens(64, 3), torch.arange(64) % 2
+    for _ in range(5):
+        for model, optimizer in ((d, fused), (twin, reference)):
+            optimizer.zero_grad()
+            model.loss_from_logits(model(tokens), labels).backward()
+            optimizer.step()
+    for (name, a), b in zip(d.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    assert all(not torch.equal(v, start[k]) for k, v in d.state_dict().items() if k.startswith("conv_weights"))

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from seqgan_core import DelayedPolicy, Discriminator, Generator
 from seqgan_core.bleu import BLEUReward
 from seqgan_core.corpus import EOS_ID
-from seqgan_core.train import (discriminator_round, maligan_generator_step, mixed_mle_prefix_length, mle_step,
+from seqgan_core.train import (adam, discriminator_round, maligan_generator_step, mixed_mle_prefix_length, mle_step,
                                scheduled_sampling_step, seqgan_generator_step, teacher_forcing_probability)
 
 from ..config import ADVERSARIAL_METHODS
@@ -144,8 +144,8 @@ def train(ctx: StageContext, dataset: Dataset, method: str, outputs: Outputs) ->
         generator = load_generator(ctx.paths.models / "generator_mle.pt", ctx.device)
     discriminator = load_model_state(build_discriminator(ctx.params, dataset), ctx.paths.models / "discriminator_pre.pt")
     discriminator.to(ctx.device)
-    g_optimizer = torch.optim.Adam(generator.parameters(), lr=a.lr)
-    d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=ctx.params.pretrain_discriminator.lr)
+    g_optimizer = adam(generator.parameters(), a.lr)
+    d_optimizer = adam(discriminator.parameters(), ctx.params.pretrain_discriminator.lr)
     policy = DelayedPolicy(generator, a.rollout_rate) if a.rollout_policy == "delayed" and method in ("seqgan", "pg_bleu") else None
     update = generator_update(method, ctx, dataset, generator, discriminator, g_optimizer,
                               policy.model if policy else None, rng)

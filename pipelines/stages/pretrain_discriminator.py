@@ -1,10 +1,9 @@
 """Stage `pretrain_discriminator`: rounds of fresh generator negatives against the real data."""
 from __future__ import annotations
 
-import torch
 from tqdm import tqdm
 
-from seqgan_core.train import discriminator_round
+from seqgan_core.train import adam, discriminator_round
 
 from ..runtime import (build_discriminator, experiment_arg, load_dataset, load_generator, run_main, save_model, stage,
                        write_json)
@@ -17,7 +16,7 @@ def main() -> None:
         dataset = load_dataset(ctx.paths, ctx.device)
         generator = load_generator(ctx.paths.models / "generator_mle.pt", ctx.device)
         discriminator = build_discriminator(ctx.params, dataset).to(ctx.device)
-        optimizer = torch.optim.Adam(discriminator.parameters(), lr=p.lr)
+        optimizer = adam(discriminator.parameters(), p.lr)
         rng = ctx.rng("rounds")
         progress = tqdm(range(p.rounds), desc=f"D pretrain {experiment}", unit="round")
         for round_ in progress:

@@ -4,10 +4,9 @@ Resumable: a killed run continues from its last checkpoint in `.checkpoints/`.
 """
 from __future__ import annotations
 
-import torch
 from tqdm import tqdm
 
-from seqgan_core.train import mle_epoch
+from seqgan_core.train import adam, mle_epoch
 
 from ..plots import plot_curves, write_csv
 from ..resume import Checkpointer, fingerprint
@@ -21,7 +20,7 @@ def main() -> None:
         p = ctx.params.pretrain_generator
         dataset = load_dataset(ctx.paths, ctx.device)
         generator = build_generator(ctx.params, dataset).to(ctx.device)
-        optimizer = torch.optim.Adam(generator.parameters(), lr=p.lr)
+        optimizer = adam(generator.parameters(), p.lr)
         rng, eval_rng = ctx.rng("batches"), ctx.rng("eval")
         history: list[dict] = []
         checkpoints = Checkpointer(
