@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
@@ -109,6 +110,9 @@ class LSTMLanguageModel(nn.Module):
             raise ValueError(f"start_token {start_token} is outside the vocabulary [0, {vocab_size})")
         self.vocab_size, self.emb_dim, self.hidden_dim = vocab_size, emb_dim, hidden_dim
         self.seq_len, self.start_token = seq_len, start_token
+        # Read with F.embedding, never `embedding[tokens]`: on CPU the backward of advanced
+        # indexing accumulates repeated rows in a varying order under several threads, so
+        # seeded runs would differ after their first update (test_training).
         self.embedding = nn.Parameter(torch.empty(vocab_size, emb_dim))
         # Gate blocks along the last axis, in the order i, f, o, c (candidate).
         self.W = nn.Parameter(torch.empty(emb_dim, 4 * hidden_dim))
@@ -144,7 +148,7 @@ class LSTMLanguageModel(nn.Module):
     def advance(self, prev_tokens: torch.Tensor, state: State) -> State:
         """Read one token per row and return the new (h, c); logits are left to the caller,
         since on the sampling paths they are the expensive part and are made in chunks."""
-        return self._cell(torch.addmm(self.b, self.embedding[prev_tokens], self.W), state)
+        return self._cell(torch.addmm(self.b, F.embedding(prev_tokens, self.embedding), self.W), state)
 
     def step(self, prev_tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Read one token per row; return the next-token logits (B, V) and the new state."""
@@ -179,7 +183,7 @@ class LSTMLanguageModel(nn.Module):
         params = [self.W[:, order].t(), self.U[:, order].t(), self.b[order], torch.zeros_like(self.b)]
         zeros = torch.zeros(1, tokens.shape[0], H, device=self.device)
         hidden, _, _ = torch.lstm(
-            self.embedding[self._previous_tokens(tokens)], (zeros, zeros), params,
+            F.embedding(self._previous_tokens(tokens), self.embedding), (zeros, zeros), params,
             has_biases=True, num_layers=1, dropout=0.0, train=self.training, bidirectional=False, batch_first=True,
         )
         return hidden
@@ -193,7 +197,7 @@ class LSTMLanguageModel(nn.Module):
         B, T = tokens.shape
         prev = self._previous_tokens(tokens)
         # The input projection of all steps in one matmul; only h @ U is sequential.
-        gates_x = self.embedding[prev] @ self.W + self.b  # (B, T, 4H)
+        gates_x = F.embedding(prev, self.embedding) @ self.W + self.b  # (B, T, 4H)
         state = self.initial_state(B)
         hs, cs = [], []
         for t in range(T):

@@ -3,6 +3,7 @@ learns real from random, adversarial g-steps move the generator, divergence is c
 and seeded runs are bit-identical on CPU."""
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -227,6 +228,29 @@ def test_same_seeds_give_bit_identical_runs(data: torch.Tensor) -> None:
     assert m1 == m2
     g3, _, _ = run_short_training(data, seed=5)
     assert not torch.equal(g1, g3)
+
+
+def test_generator_gradients_are_bit_identical_with_two_threads() -> None:
+    """With two threads and a realistic vocabulary, copies of one generator (at other
+    addresses) get bit-identical gradients. PyTorch's CPU backward of advanced indexing
+    (`embedding[tokens]`) accumulates rows in an order that varies, which made seeded
+    pipeline runs differ after their first generator update."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(0)
+        model = Generator(2000)
+        samples = model.sample(64, rng=seeded(9))
+        rewards = torch.rand(64, model.seq_len, generator=seeded(2))
+        grads = []
+        for _ in range(8):
+            twin = copy.deepcopy(model)
+            policy_gradient_step(twin, torch.optim.SGD(twin.parameters(), lr=0.0), samples, rewards)
+            grads.append([p.grad for p in twin.parameters()])
+    finally:
+        torch.set_num_threads(threads)
+    for other in grads[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(grads[0], other))
 
 
 # ----------------------------------------------------------------- minibatches
