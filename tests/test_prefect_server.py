@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +29,7 @@ from uuid import UUID
 
 import pytest
 
-from conftest import stage_env
+from conftest import free_port, stage_env, stop_process_group
 
 # Before anything imports prefect: settings are read from the environment (as in test_flows).
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))
@@ -51,36 +49,11 @@ SYNTHETIC_STAGES = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def tail(path: Path, n: int = 60) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
     except OSError as exc:
         return f"<no log: {exc}>"
-
-
-def stop_group(proc: subprocess.Popen, grace_s: float = 15) -> None:
-    """SIGTERM the process group of `proc` (a session leader), then SIGKILL what is left."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            continue
-        # The leader is gone; children of the group may linger: make sure.
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        break
 
 
 @dataclass(frozen=True)
@@ -124,7 +97,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             time.sleep(1)
         yield srv
     finally:
-        stop_group(proc)
+        stop_process_group(proc)
 
 
 def prefect_cli(server: Server, cwd: Path, env: dict[str, str], *args: str, timeout: float = 120) -> str:
@@ -235,7 +208,7 @@ def test_process_worker_runs_the_train_deployment(server: Server, deployed: Path
         pass
     finally:
         timed_out = worker.returncode is None
-        stop_group(worker)
+        stop_process_group(worker)
 
     with client(server) as c:
         run = c.read_flow_run(run_id)

@@ -3,9 +3,6 @@ against the tiny pipeline's MLflow store (session fixture `pipeline_repo`)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import stage_env
+from conftest import free_port, stage_env, stop_process_group
 
 pytestmark = pytest.mark.slow
 
@@ -45,30 +42,6 @@ def test_generate_prints_n_sequences_reproducibly(pipeline_repo: Path) -> None:
     again = seqgan(pipeline_repo, "generate", "--model", URI, "-n", "3", "--seed", "0")
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout == first.stdout
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen, timeout: float = 15) -> None:
-    """Stop the server and every worker it started (its own process group)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=timeout)
 
 
 def test_mlflow_models_serve_answers_invocations(pipeline_repo: Path, tmp_path: Path) -> None:
@@ -109,5 +82,5 @@ def test_mlflow_models_serve_answers_invocations(pipeline_repo: Path, tmp_path: 
         generated = seqgan(pipeline_repo, "generate", "--model", URI, "-n", "2", "--seed", "0")
         assert generated.stdout.splitlines() == [row["sequence"] for row in predictions]
     finally:
-        stop(proc)
+        stop_process_group(proc)
         log.close()
