@@ -355,6 +355,23 @@ def training_split(forward: Callable[[], torch.Tensor], optimizer: torch.optim.O
             f"optimiser {(t_all - t_fb) / t_all:.0%} of a {t_all * 1e3:.0f} ms step")
 
 
+def d_step_matmul_seconds(d: Discriminator, repeats: int = 10) -> float:
+    """Best time of the matmuls of one D training step alone, at its shapes, with nothing
+    between them: per filter width the forward (B(T-k+1), kE) x (kE, n) and the two
+    gradients, then the two highway layers' forward and gradients (B, F) x (F, F). It
+    bounds what any implementation built from PyTorch's matmuls can reach at batch B."""
+    gen = seeded(16)
+    E, F_ = d.embedding.embedding_dim, d.out.in_features
+    ops = []
+    for k, w in zip(d.filter_sizes, d.conv_weights):
+        rows, n = B * (T - k + 1), w.shape[1]
+        x, wk, g = (torch.randn(*shape, generator=gen) for shape in ((rows, k * E), (k * E, n), (rows, n)))
+        ops += [(x, wk), (x.t(), g), (g, wk.t())]
+    h, wh, g = (torch.randn(*shape, generator=gen) for shape in ((B, F_), (F_, F_), (B, F_)))
+    ops += 2 * [(h, wh.t()), (g.t(), h), (g, wh)]
+    return best_of(lambda: [torch.mm(a, b) for a, b in ops], repeats)
+
+
 class StubDiscriminator:
     """Scores nothing: times the generator side of a rollout."""
 
@@ -520,6 +537,8 @@ def main() -> None:
     record("D epoch*", t_foreach, None, "* the same D epoch with the default torch.optim.Adam" + ours_note,
            foreach_split)
     flops["D epoch*"] = flops["D epoch"]
+    t_matmuls = d_batches * d_step_matmul_seconds(D)
+    print(f"  D epoch's matmuls alone (the same shapes, nothing between them): {t_matmuls:.3f} s", flush=True)
 
     rate_end = matmul_rate()
     rate = max(rate, rate_end)
@@ -573,6 +592,8 @@ def main() -> None:
     ]
     for label, ok, value in checks:
         print(f"{'PASS' if ok else 'MISS'}  {label}: {value}")
+    print(f"      (the D epoch's matmuls alone, at its shapes: {flops['D epoch'] / t_matmuls / rate:.0%} of the "
+          f"matmul rate, {t_matmuls / results['D epoch']['t']:.0%} of the epoch's time)")
     load_end = os.getloadavg()[0]
     print(f"\nload average at the end: {load_end:.2f}; total wall time {time.perf_counter() - wall_start:.0f} s")
 

@@ -9,7 +9,11 @@ Convolutions are computed as one matmul per filter width over unfolded windows: 
 this runs several times closer to the matmul peak than `conv1d` for these shapes. ReLU
 and the bias are applied after max-pooling, which is exact because both are monotone
 per filter: max_t relu(x_t + b) = relu(max_t x_t + b); this keeps the elementwise work
-off the (positions x filters) tensor.
+off the (positions x filters) tensor. Max-pooling is `max(dim)`, whose backward scatters
+the gradient to one maximal position per filter, as TF's `max_pool` in the authors' code
+does; `amax` would split it among tied positions with an equality mask over all of them
+(a slower backward). The gradients agree: windows that tie exactly hold the same tokens,
+so the embedding and filter gradients are the same whichever of them receives it.
 
 Scoring many sequences with fixed weights (`prob_real` on a rollout's ~20k completions)
 uses a cheaper, exactly equivalent formulation. The convolution's input is an embedding
@@ -97,7 +101,7 @@ class Discriminator(nn.Module):
         for k, w, b in zip(self.filter_sizes, self.conv_weights, self.conv_biases):
             windows = x.unfold(1, k, 1).transpose(2, 3).reshape(B * (T - k + 1), k * E)
             responses = (windows @ w).view(B, T - k + 1, -1)
-            pooled.append(torch.relu(responses.amax(dim=1) + b))
+            pooled.append(torch.relu(responses.max(dim=1).values + b))
         return torch.cat(pooled, dim=1)
 
     def _highway(self, h: torch.Tensor) -> torch.Tensor:
