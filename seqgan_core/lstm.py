@@ -104,7 +104,9 @@ class LSTMLanguageModel(nn.Module):
         seq_len: int = 20,
         start_token: int = 0,
         init_std: float = 0.1,
+        rng: torch.Generator | None = None,
     ) -> None:
+        """Parameters ~ N(0, init_std), drawn from ``rng`` (default: torch's global generator)."""
         super().__init__()
         if not 0 <= start_token < vocab_size:
             raise ValueError(f"start_token {start_token} is outside the vocabulary [0, {vocab_size})")
@@ -120,7 +122,7 @@ class LSTMLanguageModel(nn.Module):
         self.b = nn.Parameter(torch.empty(4 * hidden_dim))
         self.W_out = nn.Parameter(torch.empty(hidden_dim, vocab_size))
         self.b_out = nn.Parameter(torch.empty(vocab_size))
-        self.reset_parameters(init_std)
+        self.reset_parameters(init_std, rng)
 
     def reset_parameters(self, std: float, rng: torch.Generator | None = None) -> None:
         with torch.no_grad():

@@ -35,9 +35,10 @@ class Oracle:
         start_token: int = 0,
         device: str | torch.device = "cpu",
     ) -> None:
-        self.model = LSTMLanguageModel(vocab_size, emb_dim, hidden_dim, seq_len, start_token, init_std=1.0)
-        # Draw on the CPU with our own generator: the same oracle on every device.
-        self.model.reset_parameters(1.0, rng=torch.Generator().manual_seed(seed))
+        # Drawn on the CPU from a generator of its own: the same oracle on every device,
+        # and building one leaves torch's global random state alone.
+        self.model = LSTMLanguageModel(vocab_size, emb_dim, hidden_dim, seq_len, start_token, init_std=1.0,
+                                       rng=torch.Generator().manual_seed(seed))
         self.model.requires_grad_(False).eval().to(device)
 
     @classmethod
@@ -46,23 +47,18 @@ class Oracle:
         """Load weights in the format of shared/oracle/seqgan_target_lstm.npz."""
         with np.load(path) as npz:
             arrays = {name: npz[name] for name in npz.files}
-        try:
-            vocab_size, emb_dim = arrays["embedding"].shape
-            hidden_dim = arrays["U_i"].shape[0]
-            oracle = cls(0, vocab_size, emb_dim, hidden_dim, seq_len, start_token)
-            model = oracle.model
-            with torch.no_grad():
-                model.embedding.copy_(torch.from_numpy(arrays["embedding"]))
-                model.W.copy_(torch.from_numpy(np.concatenate([arrays[f"W_{g}"] for g in _GATES], axis=1)))
-                model.U.copy_(torch.from_numpy(np.concatenate([arrays[f"U_{g}"] for g in _GATES], axis=1)))
-                model.b.copy_(torch.from_numpy(np.concatenate([arrays[f"b_{g}"] for g in _GATES])))
-                model.W_out.copy_(torch.from_numpy(arrays["W_out"]))
-                model.b_out.copy_(torch.from_numpy(arrays["b_out"]))
-        except KeyError as missing:
-            raise ValueError(
-                f"{path} is not an oracle weights file: array {missing} is missing "
-                f"(expected embedding, W_/U_/b_ for gates {_GATES}, W_out, b_out)"
-            ) from None
+        _check_oracle_arrays(path, arrays)
+        vocab_size, emb_dim = arrays["embedding"].shape
+        hidden_dim = arrays["U_i"].shape[0]
+        oracle = cls(0, vocab_size, emb_dim, hidden_dim, seq_len, start_token)
+        model = oracle.model
+        with torch.no_grad():
+            model.embedding.copy_(torch.from_numpy(arrays["embedding"]))
+            model.W.copy_(torch.from_numpy(np.concatenate([arrays[f"W_{g}"] for g in _GATES], axis=1)))
+            model.U.copy_(torch.from_numpy(np.concatenate([arrays[f"U_{g}"] for g in _GATES], axis=1)))
+            model.b.copy_(torch.from_numpy(np.concatenate([arrays[f"b_{g}"] for g in _GATES])))
+            model.W_out.copy_(torch.from_numpy(arrays["W_out"]))
+            model.b_out.copy_(torch.from_numpy(arrays["b_out"]))
         model.to(device)
         return oracle
 
@@ -83,6 +79,28 @@ class Oracle:
     def nll(self, tokens: torch.Tensor, batch_size: int = 2048) -> float:
         """Per-token negative log-likelihood of ``tokens`` (n, T) under the oracle, in nats."""
         return sequence_nll(self.model, tokens, batch_size)
+
+
+def _check_oracle_arrays(path: str | PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """Raise ValueError naming the first missing or mis-shaped array of an oracle file."""
+    missing = [name for name in ("embedding", "U_i", *(f"{m}_{g}" for m in "WUb" for g in _GATES), "W_out", "b_out")
+               if name not in arrays]
+    if missing:
+        raise ValueError(f"{path} is not an oracle weights file: arrays {missing} are missing "
+                         f"(expected embedding, W_/U_/b_ for gates {_GATES}, W_out, b_out)")
+    if arrays["embedding"].ndim != 2 or arrays["U_i"].ndim != 2:
+        raise ValueError(f"{path}: embedding and U_i must be matrices, got shapes "
+                         f"{arrays['embedding'].shape} and {arrays['U_i'].shape}")
+    (vocab, emb), hidden = arrays["embedding"].shape, arrays["U_i"].shape[0]
+    expected = {"W_out": (hidden, vocab), "b_out": (vocab,)}
+    for g in _GATES:
+        expected |= {f"W_{g}": (emb, hidden), f"U_{g}": (hidden, hidden), f"b_{g}": (hidden,)}
+    for name, shape in expected.items():
+        if arrays[name].shape != shape:
+            raise ValueError(
+                f"{path}: array {name} has shape {arrays[name].shape}, expected {shape} for an oracle with "
+                f"vocabulary {vocab}, embedding {emb} and hidden size {hidden} (read from embedding and U_i)"
+            )
 
 
 @torch.no_grad()

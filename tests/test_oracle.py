@@ -146,6 +146,12 @@ def test_same_seed_same_oracle_and_samples() -> None:
     assert torch.equal(a.sample(200, seed=1), a.sample(200, seed=1))
 
 
+def test_building_an_oracle_leaves_the_global_rng_alone() -> None:
+    state = torch.get_rng_state()
+    Oracle(seed=5, vocab_size=40, seq_len=9)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 def test_different_seeds_differ() -> None:
     a = Oracle(seed=5, vocab_size=40, seq_len=9)
     b = Oracle(seed=6, vocab_size=40, seq_len=9)
@@ -201,6 +207,18 @@ def test_from_npz_missing_array_raises_value_error(tmp_path: Path, tiny_oracle: 
     with pytest.raises(ValueError, match=missing) as info:
         Oracle.from_npz(path)
     assert not isinstance(info.value, KeyError)
+
+
+@pytest.mark.parametrize("name", ["W_i", "U_f", "b_c", "W_out", "b_out", "embedding"])
+def test_from_npz_mis_shaped_array_raises_value_error(tmp_path: Path, tiny_oracle: Oracle, name: str) -> None:
+    arrays = oracle_arrays(tiny_oracle.model)
+    arrays[name] = arrays[name][..., :-1]  # one column (or entry) short
+    path = tmp_path / "broken.npz"
+    np.savez(path, **arrays)
+    # Sizes are read from embedding and U_i, so a short embedding shows up as W_i's mismatch.
+    culprit = "W_i" if name == "embedding" else name
+    with pytest.raises(ValueError, match=f"array {culprit} has shape"):
+        Oracle.from_npz(path)
 
 
 # ----------------------------------------------------------------------------- NLL
