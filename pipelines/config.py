@@ -36,8 +36,12 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+ORACLE_WEIGHTS_DIR = "data/oracle"  # a dependency of the `oracle` stage in dvc.yaml
+
+
 class OracleParams(Section):
-    weights_file: str | None = Field(description="npz in the paper's oracle format; null synthesises one from `seed`")
+    weights_file: str | None = Field(
+        description=f"npz in the paper's oracle format under {ORACLE_WEIGHTS_DIR}/; null synthesises one from `seed`")
     seed: NonNegativeInt
     vocab_size: Annotated[int, Field(ge=2)]
     emb_dim: PositiveInt
@@ -45,6 +49,21 @@ class OracleParams(Section):
     seq_len: PositiveInt
     num_train: PositiveInt
     num_test: PositiveInt
+
+    @model_validator(mode="after")
+    def _weights_tracked_by_dvc(self) -> "OracleParams":
+        # dvc.yaml cannot template a nullable path, so the stage depends on the folder:
+        # a weights file anywhere else could change without DVC re-running the stage.
+        if self.weights_file is not None:
+            path = Path(self.weights_file)
+            if path.is_absolute() or ".." in path.parts or path.parts[:2] != tuple(ORACLE_WEIGHTS_DIR.split("/")):
+                raise ValueError(
+                    f"weights_file = {self.weights_file!r} is outside {ORACLE_WEIGHTS_DIR}/, the folder the oracle "
+                    f"stage depends on, so DVC would not see the weights change; copy the file there (for the "
+                    f"paper's oracle: cp ../shared/oracle/seqgan_target_lstm.npz {ORACLE_WEIGHTS_DIR}/) and set "
+                    f"weights_file: {ORACLE_WEIGHTS_DIR}/<name>.npz"
+                )
+        return self
 
 
 class CorpusParams(Section):

@@ -55,6 +55,22 @@ def test_bad_values_are_named(section: str, key: str, value: object, expected: s
     assert expected in str(info.value)
 
 
+@pytest.mark.parametrize("path", ["../shared/oracle/seqgan_target_lstm.npz", "/tmp/oracle.npz",
+                                  "data/oracle/../elsewhere.npz", "data/oracle.npz", "models/oracle.npz"])
+def test_oracle_weights_outside_the_tracked_folder_are_refused(path: str) -> None:
+    raw = small()
+    raw["oracle"]["weights_file"] = path
+    message = str(pytest.raises(ParamsError, parse_params, raw).value)
+    assert f"weights_file = {path!r} is outside data/oracle/" in message
+    assert "cp ../shared/oracle/seqgan_target_lstm.npz data/oracle/" in message
+
+
+def test_oracle_weights_in_the_tracked_folder_are_accepted() -> None:
+    raw = small()
+    raw["oracle"]["weights_file"] = "data/oracle/seqgan_target_lstm.npz"
+    assert parse_params(raw).oracle.weights_file == "data/oracle/seqgan_target_lstm.npz"
+
+
 def test_missing_key_and_cross_field_rules() -> None:
     raw = small()
     del raw["seed"]

@@ -5,8 +5,10 @@ import json
 import math
 import random
 import re
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -82,6 +84,32 @@ def test_param_change_reruns_only_downstream_stages(tmp_path: Path) -> None:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     third = dvc(root, "repro")
     assert ran(third.stdout) == {"preprocess", *(f"{s}@real" for s in STAGES)}
+
+
+def write_oracle_weights(path: Path, seed: int, vocab: int = 60, emb: int = 8, hidden: int = 8) -> None:
+    """Random weights in the paper's npz format, at the tiny profile's oracle sizes."""
+    rng = np.random.default_rng(seed)
+    shapes = {"embedding": (vocab, emb), "W_out": (hidden, vocab), "b_out": (vocab,)}
+    for gate in "ifoc":
+        shapes |= {f"W_{gate}": (emb, hidden), f"U_{gate}": (hidden, hidden), f"b_{gate}": (hidden,)}
+    np.savez(path, **{name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()})
+
+
+def test_new_oracle_weights_rerun_the_oracle_stage(pipeline_repo: Path, tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(pipeline_repo, root, symlinks=True)
+    weights = root / "data/oracle/tiny.npz"
+    write_oracle_weights(weights, seed=1)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["oracle"]["weights_file"] = "data/oracle/tiny.npz"
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert "oracle" in ran(dvc(root, "repro", "oracle").stdout)
+    first = (root / "data/synthetic/train.npy").read_bytes()
+
+    write_oracle_weights(weights, seed=2)  # same file name and params, new content
+    assert "data/oracle" in dvc(root, "status", "oracle").stdout
+    assert ran(dvc(root, "repro", "oracle").stdout) == {"oracle"}
+    assert (root / "data/synthetic/train.npy").read_bytes() != first
 
 
 def test_invalid_param_stops_the_stage_naming_key_and_value(tmp_path: Path) -> None:

@@ -22,8 +22,9 @@ def build_oracle(params, device: torch.device) -> Oracle:
         return Oracle(p.seed, p.vocab_size, p.emb_dim, p.hidden_dim, p.seq_len, device=device)
     path = Path(p.weights_file)
     if not path.exists():
-        raise StageError(f"oracle.weights_file = {p.weights_file!r} does not exist; give a path to an npz "
-                         "in the paper's format or null to synthesise the oracle from oracle.seed")
+        raise StageError(f"oracle.weights_file = {p.weights_file!r} does not exist; put an npz in the paper's "
+                         "format there (see data/oracle/README.md) or set it to null to synthesise the oracle "
+                         "from oracle.seed")
     try:
         oracle = Oracle.from_npz(path, seq_len=p.seq_len, device=device)
     except ValueError as exc:
