@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PARAMS_FILE = Path("params.yaml")
 PROFILES_DIR = Path("profiles")
@@ -50,20 +50,21 @@ class OracleParams(Section):
     num_train: PositiveInt
     num_test: PositiveInt
 
-    @model_validator(mode="after")
-    def _weights_tracked_by_dvc(self) -> "OracleParams":
+    @field_validator("weights_file")
+    @classmethod
+    def _weights_tracked_by_dvc(cls, weights_file: str | None) -> str | None:
         # dvc.yaml cannot template a nullable path, so the stage depends on the folder:
         # a weights file anywhere else could change without DVC re-running the stage.
-        if self.weights_file is not None:
-            path = Path(self.weights_file)
+        if weights_file is not None:
+            path = Path(weights_file)
             if path.is_absolute() or ".." in path.parts or path.parts[:2] != tuple(ORACLE_WEIGHTS_DIR.split("/")):
                 raise ValueError(
-                    f"weights_file = {self.weights_file!r} is outside {ORACLE_WEIGHTS_DIR}/, the folder the oracle "
-                    f"stage depends on, so DVC would not see the weights change; copy the file there (for the "
-                    f"paper's oracle: cp ../shared/oracle/seqgan_target_lstm.npz {ORACLE_WEIGHTS_DIR}/) and set "
+                    f"it is outside {ORACLE_WEIGHTS_DIR}/, the folder the oracle stage depends on, so DVC would "
+                    f"not see the weights change; copy the file there (for the paper's oracle: "
+                    f"cp ../shared/oracle/seqgan_target_lstm.npz {ORACLE_WEIGHTS_DIR}/) and set "
                     f"weights_file: {ORACLE_WEIGHTS_DIR}/<name>.npz"
                 )
-        return self
+        return weights_file
 
 
 class CorpusParams(Section):

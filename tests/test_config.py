@@ -61,7 +61,7 @@ def test_oracle_weights_outside_the_tracked_folder_are_refused(path: str) -> Non
     raw = small()
     raw["oracle"]["weights_file"] = path
     message = str(pytest.raises(ParamsError, parse_params, raw).value)
-    assert f"weights_file = {path!r} is outside data/oracle/" in message
+    assert f"oracle.weights_file: value {path!r} is not allowed: Value error, it is outside data/oracle/" in message
     assert "cp ../shared/oracle/seqgan_target_lstm.npz data/oracle/" in message
 
 
