@@ -38,3 +38,23 @@ def test_comparison_graph_brings_the_pretraining_it_reads() -> None:
 def test_one_experiments_stages() -> None:
     assert [n.name for n in stages_for("real", REPO_ROOT)] == [
         "preprocess", "pretrain_generator@real", "pretrain_discriminator@real", "adversarial@real", "evaluate@real"]
+
+
+# Runs a stage module the way DVC would with a Python that lacks the project's packages:
+# the site-packages directories are dropped from the search path before the import.
+OUTSIDE_VENV = """
+import runpy, sys
+sys.path = [p for p in sys.path if "site-packages" not in p]
+runpy.run_module("pipelines.stages.oracle", run_name="__main__")
+"""
+
+
+def test_a_stage_outside_the_virtualenv_says_how_to_fix_it() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", OUTSIDE_VENV], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "has no torch, pydantic, yaml: it is not the project's virtualenv" in result.stderr
+    assert "source .venv/bin/activate" in result.stderr
+    assert "Traceback" not in result.stderr
