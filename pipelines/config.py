@@ -57,7 +57,8 @@ class OracleParams(Section):
         # a weights file anywhere else could change without DVC re-running the stage.
         if weights_file is not None:
             path = Path(weights_file)
-            if path.is_absolute() or ".." in path.parts or path.parts[:2] != tuple(ORACLE_WEIGHTS_DIR.split("/")):
+            inside = len(path.parts) > 2 and path.parts[:2] == tuple(ORACLE_WEIGHTS_DIR.split("/"))
+            if path.is_absolute() or ".." in path.parts or not inside:
                 raise ValueError(
                     f"it is outside {ORACLE_WEIGHTS_DIR}/, the folder the oracle stage depends on, so DVC would "
                     f"not see the weights change; copy the file there (for the paper's oracle: "

@@ -83,7 +83,7 @@ class Oracle:
 
 def _check_oracle_arrays(path: str | PathLike, arrays: dict[str, np.ndarray]) -> None:
     """Raise ValueError naming the first missing or mis-shaped array of an oracle file."""
-    missing = [name for name in ("embedding", "U_i", *(f"{m}_{g}" for m in "WUb" for g in _GATES), "W_out", "b_out")
+    missing = [name for name in ("embedding", *(f"{m}_{g}" for m in "WUb" for g in _GATES), "W_out", "b_out")
                if name not in arrays]
     if missing:
         raise ValueError(f"{path} is not an oracle weights file: arrays {missing} are missing "

@@ -56,7 +56,8 @@ def test_bad_values_are_named(section: str, key: str, value: object, expected: s
 
 
 @pytest.mark.parametrize("path", ["../shared/oracle/seqgan_target_lstm.npz", "/tmp/oracle.npz",
-                                  "data/oracle/../elsewhere.npz", "data/oracle.npz", "models/oracle.npz"])
+                                  "data/oracle/../elsewhere.npz", "data/oracle.npz", "models/oracle.npz",
+                                  "data/oracle"])
 def test_oracle_weights_outside_the_tracked_folder_are_refused(path: str) -> None:
     raw = small()
     raw["oracle"]["weights_file"] = path
