@@ -17,7 +17,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run compare test bench clean-venv
+.PHONY: setup run compare test bench gpu-check clean-venv
 setup: $(VENV)/.installed
 
 # Re-installs only when the pins or the package metadata change, so a second
@@ -47,6 +47,11 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_bleu.py
+
+# On a GPU node: the CUDA tests and the paper-scale benchmark on CUDA (<= 8 min); without
+# CUDA it says so and exits 0. Needs a CUDA build of torch in .venv (`make setup` pins the CPU one).
+gpu-check: setup
+	PYTHON=$(BIN)/python benchmarks/gpu_check.sh
 
 clean-venv:
 	rm -rf $(VENV)

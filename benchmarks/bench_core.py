@@ -1,7 +1,7 @@
 """Benchmark seqgan_core's hot paths at the paper's scale, against a reference with the
 authors' structure timed in the same process, and against the CPU's matmul rate.
 
-Run from the repository root: ``python benchmarks/bench_core.py [--quick]``
+Run from the repository root: ``python benchmarks/bench_core.py [--quick] [--device cpu|cuda]``
 
 Scale (SeqGAN's synthetic experiment): batch 64, length 20, vocabulary 5,000, generator
 embedding/hidden 32, N = 16 rollouts, the paper's discriminator (`Discriminator`
@@ -20,6 +20,12 @@ warm-up. Items:
 
 ``--quick`` runs one or two repeats, our MLE and D epochs on 1/2 and 1/8 of the data and
 the reference on small fractions (all extrapolated, and labelled so) in under a minute.
+
+``--device cuda`` runs the same items, ours and the reference's, on the GPU (timings
+bracketed by ``torch.cuda.synchronize()``; the yardstick is the GPU's own 1024^3 matmul;
+the CPU-only operator profile of sampling is skipped). Every run ends with the projected
+wall time of the full paper schedule on the device it ran on (`paper_schedule_seconds`)
+and the line ``D epoch / matmuls-alone bound: X.XXx``.
 
 The REFERENCE (classes ``Ref*`` below) has the structure of the authors' code and the
 common PyTorch ports: `nn.LSTM` + `log_softmax` for MLE; sampling one step at a time
@@ -81,10 +87,17 @@ SEED = 0
 # Public-port figures on these 2 cores (REFERENCE.md / the issue), printed for context.
 PUBLIC_PORT = {"g-step": 67.0, "sample 10k": 37.0, "D epoch": 40.0}
 
+# The paper's schedule (profiles/paper.yaml): 120 MLE epochs; 50 D pretraining rounds of
+# (sample 10,000 + 3 D epochs); 200 adversarial batches of (one g-step + 5 x (sample
+# 10,000 + 3 D epochs)).
+PAPER_MLE_EPOCHS, PAPER_D_ROUNDS, PAPER_ADV_BATCHES, PAPER_D_STEPS, PAPER_D_EPOCHS = 120, 50, 200, 5, 3
+PAPER_RUN_GPU_GOAL_S = 15 * 60  # the issue's goal for one H100-class GPU
+
 # Targets from the issue.
 GSTEP_MAX_S = 67.0 / 15  # >= 15x faster than the public ports' 67 s
 GSTEP_MIN_SPEEDUP_VS_REF = 10.0
 D_EPOCH_MIN_FRACTION = 0.50
+D_EPOCH_MAX_BOUND_RATIO = 1.5  # D epoch within 1.5x of its matmuls alone (issue 12)
 ROLLOUT_MIN_FRACTION = 0.30
 
 
@@ -126,22 +139,56 @@ def flop_counts(d: Discriminator) -> dict[str, float]:
 # ============================================================================ timing
 
 
+DEVICE = torch.device("cpu")  # set from --device in main()
+
+
+def sync() -> None:
+    """Wait for queued GPU work, so that a wall-clock interval covers it (no-op on CPU)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def best_of(fn: Callable[[], object], repeats: int, warmup: Callable[[], object] | None = None) -> float:
     """Best wall time of `repeats` calls of fn, after one call of `warmup` (default fn)."""
     (warmup or fn)()
     best = float("inf")
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         best = min(best, time.perf_counter() - start)
     return best
 
 
+def elapsed(fn: Callable[[], object]) -> float:
+    """Wall time of one call of fn (GPU work included)."""
+    sync()
+    start = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - start
+
+
+def paper_schedule_seconds(t_mle: float, t_sample: float, t_d_epoch: float, t_gstep: float) -> float:
+    """Projected wall time of the full paper schedule from its parts (evaluation, I/O and
+    tracking not included): 120 MLE epochs + 50 x (sample 10,000 + 3 D epochs)
+    + 200 x (g-step + 5 x (sample 10,000 + 3 D epochs))."""
+    d_round = t_sample + PAPER_D_EPOCHS * t_d_epoch
+    return (PAPER_MLE_EPOCHS * t_mle + PAPER_D_ROUNDS * d_round
+            + PAPER_ADV_BATCHES * (t_gstep + PAPER_D_STEPS * d_round))
+
+
+def hours_minutes(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{seconds / 60:.1f} min"
+
+
 def matmul_rate(repeats: int = 30) -> float:
-    """FLOP/s of a dense 1024 x 1024 float32 matmul (best of `repeats`)."""
+    """FLOP/s of a dense 1024 x 1024 float32 matmul on DEVICE (best of `repeats`)."""
     gen = torch.Generator().manual_seed(SEED)
-    a, b = torch.randn(1024, 1024, generator=gen), torch.randn(1024, 1024, generator=gen)
-    out = torch.empty(1024, 1024)
+    a, b = (torch.randn(1024, 1024, generator=gen).to(DEVICE) for _ in range(2))
+    out = torch.empty(1024, 1024, device=DEVICE)
     seconds = best_of(lambda: torch.mm(a, b, out=out), repeats)
     return 2 * 1024**3 / seconds
 
@@ -176,7 +223,7 @@ class RefGenerator(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Teacher-forced log-probabilities (B, T, V)."""
-        start = torch.full((tokens.shape[0], 1), self.start_token, dtype=torch.long)
+        start = torch.full((tokens.shape[0], 1), self.start_token, dtype=torch.long, device=tokens.device)
         hidden, _ = self.lstm(self.emb(torch.cat([start, tokens[:, :-1]], dim=1)))
         return F.log_softmax(self.out(hidden), dim=-1)
 
@@ -189,8 +236,9 @@ class RefGenerator(nn.Module):
         """n sequences one step at a time with torch.multinomial; the first `given_len`
         tokens are read from `given` (the authors' rollout re-reads the prefix from the
         initial state), the others sampled."""
-        out = torch.empty(n, T, dtype=torch.long)
-        prev = torch.full((n,), self.start_token, dtype=torch.long)
+        device = self.emb.weight.device
+        out = torch.empty(n, T, dtype=torch.long, device=device)
+        prev = torch.full((n,), self.start_token, dtype=torch.long, device=device)
         state = None
         for t in range(T):
             hidden, state = self.step(prev, state)
@@ -246,7 +294,7 @@ class RefDiscriminator(nn.Module):
 
 
 def ref_minibatches(data: torch.Tensor, limit: int | None = None):
-    order = torch.randperm(data.shape[0], generator=seeded(SEED))
+    order = torch.randperm(data.shape[0], generator=seeded(SEED)).to(data.device)
     count = data.shape[0] // B if limit is None else limit
     for i in range(count):
         yield data[order[i * B : (i + 1) * B]]
@@ -272,7 +320,7 @@ def ref_sample(g: RefGenerator, batches: int) -> list[torch.Tensor]:
 def ref_rollout(g: RefGenerator, d: RefDiscriminator, samples: torch.Tensor, iterations: int) -> torch.Tensor:
     """The authors' get_reward: for each rollout i, for each prefix length, re-run the prefix
     from the initial state, sample the rest, score the batch with D; then D on the samples."""
-    rewards = torch.zeros(samples.shape[0], T)
+    rewards = torch.zeros(samples.shape[0], T, device=samples.device)
     for _ in range(iterations):
         for given in range(1, T):
             rewards[:, given - 1] += d.prob_real(g.sample(samples.shape[0], samples, given))
@@ -365,9 +413,9 @@ def d_step_matmul_seconds(d: Discriminator, repeats: int = 10) -> float:
     ops = []
     for k, w in zip(d.filter_sizes, d.conv_weights):
         rows, n = B * (T - k + 1), w.shape[1]
-        x, wk, g = (torch.randn(*shape, generator=gen) for shape in ((rows, k * E), (k * E, n), (rows, n)))
+        x, wk, g = (torch.randn(*shape, generator=gen).to(DEVICE) for shape in ((rows, k * E), (k * E, n), (rows, n)))
         ops += [(x, wk), (x.t(), g), (g, wk.t())]
-    h, wh, g = (torch.randn(*shape, generator=gen) for shape in ((B, F_), (F_, F_), (B, F_)))
+    h, wh, g = (torch.randn(*shape, generator=gen).to(DEVICE) for shape in ((B, F_), (F_, F_), (B, F_)))
     ops += 2 * [(h, wh.t()), (g.t(), h), (g, wh)]
     return best_of(lambda: [torch.mm(a, b) for a, b in ops], repeats)
 
@@ -376,7 +424,7 @@ class StubDiscriminator:
     """Scores nothing: times the generator side of a rollout."""
 
     def prob_real(self, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        return torch.full((tokens.shape[0],), 0.5)
+        return torch.full((tokens.shape[0],), 0.5, device=tokens.device)
 
 
 # ============================================================================ main
@@ -386,8 +434,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="fewer repeats; our MLE and D epochs on 1/2 and 1/8, the reference on small fractions (< 1 min)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default) or cuda[:N]: where the models, ours and the reference's, run")
     args = parser.parse_args()
     quick = args.quick
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: CUDA is absent here (torch {torch.__version__})")
+    if DEVICE.type not in ("cpu", "cuda"):
+        raise SystemExit(f"--device {args.device}: only cpu and cuda[:N] are benchmarked")
+    on_gpu = DEVICE.type == "cuda"
     torch.set_num_threads(THREADS)
     torch.manual_seed(SEED)
     wall_start = time.perf_counter()
@@ -400,8 +457,9 @@ def main() -> None:
     d_epoch_share = 8 if quick else 1  # time our D epoch on 1/share of the data and extrapolate
     mle_share = 2 if quick else 1  # the same for our MLE epoch
 
-    print(f"seqgan_core benchmark{' (--quick)' if quick else ''}: B {B}, T {T}, V {V}, emb/hidden {EMB}, "
-          f"N {N} rollouts, paper discriminator; torch {torch.__version__}, {THREADS} threads "
+    where = f"{DEVICE} ({torch.cuda.get_device_name(DEVICE)})" if on_gpu else "cpu"
+    print(f"seqgan_core benchmark{' (--quick)' if quick else ''} on {where}: B {B}, T {T}, V {V}, emb/hidden {EMB}, "
+          f"N {N} rollouts, paper discriminator; torch {torch.__version__}, {THREADS} CPU threads "
           f"({os.cpu_count()} CPUs visible), python {platform.python_version()}")
     load = os.getloadavg()[0]
     print(f"load average at start: {load:.2f}" + ("  (WARNING: above 0.5, timings are unreliable)" if load > 0.5 else ""))
@@ -410,22 +468,24 @@ def main() -> None:
     print(f"allocator: {malloc_env or 'glibc malloc defaults'} (first-touch page faults cost a lot on this VM: "
           "see benchmarks/README.md)")
     rate = matmul_rate()
-    print(f"dense 1024x1024 float32 matmul: {rate / 1e9:.1f} GFLOP/s")
+    print(f"dense 1024x1024 float32 matmul on {DEVICE}: {rate / 1e9:.1f} GFLOP/s")
 
     # ------------------------------------------------------------ models and data
     oracle = Oracle(seed=SEED, vocab_size=V, emb_dim=EMB, hidden_dim=HID, seq_len=T)
-    positives = oracle.sample(NUM_SEQ, seed=1)
-    G = Generator(V, EMB, HID, T)
-    D = Discriminator(V, T)
+    positives = oracle.sample(NUM_SEQ, seed=1)  # real data live on the CPU, as the stages' datasets do
+    positives_dev = positives.to(DEVICE)
+    G = Generator(V, EMB, HID, T).to(DEVICE)
+    D = Discriminator(V, T).to(DEVICE)
     negatives = G.sample(NUM_SEQ, rng=seeded(2))
     samples = G.sample(B, rng=seeded(3))
-    ref_G, ref_D = RefGenerator(G), RefDiscriminator(D)
+    ref_G, ref_D = RefGenerator(G).to(DEVICE), RefDiscriminator(D).to(DEVICE)
 
     # The reference computes the same functions as the models under test.
     with torch.no_grad():
         gen_err = (ref_G(samples) - torch.log_softmax(G(samples), dim=-1)).abs().max().item()
         # 256 sequences take D's matmul path, 2,000 its lookup-table path (see Discriminator)
-        d_err = max((ref_D.prob_real(x) - D.prob_real(x)).abs().max().item() for x in (positives[:256], positives[:2000]))
+        d_err = max((ref_D.prob_real(x) - D.prob_real(x)).abs().max().item()
+                    for x in (positives_dev[:256], positives_dev[:2000]))
     print(f"reference == seqgan_core: max |diff| log-probs {gen_err:.1e}, D probabilities {d_err:.1e} "
           "(on 256 and on 2,000 sequences: both D paths)")
     assert gen_err < 1e-4 and d_err < 1e-5, "the reference does not compute the same function"
@@ -447,12 +507,10 @@ def main() -> None:
         warmup=lambda: mle_epoch(G, g_opt, positives[: 20 * B], rng=seeded(4)))
     from seqgan_core.objectives import mle_loss
 
-    mle_split = training_split(lambda: mle_loss(G, positives[:B]), g_opt, list(G.parameters()), grad_clip=5.0)
+    mle_split = training_split(lambda: mle_loss(G, positives_dev[:B]), g_opt, list(G.parameters()), grad_clip=5.0)
     ref_g_opt = torch.optim.Adam(ref_G.parameters(), lr=0.01)
-    ref_mle_epoch(ref_G, ref_g_opt, positives, 5)  # warm-up
-    start = time.perf_counter()
-    ref_mle_epoch(ref_G, ref_g_opt, positives, ref_mle_batches)
-    ref_t = time.perf_counter() - start
+    ref_mle_epoch(ref_G, ref_g_opt, positives_dev, 5)  # warm-up
+    ref_t = elapsed(lambda: ref_mle_epoch(ref_G, ref_g_opt, positives_dev, ref_mle_batches))
     full_batches = NUM_SEQ // B
     ours = "" if mle_share == 1 else f"; ours: 1/{mle_share} of the epoch, extrapolated"
     if ref_mle_batches is None:
@@ -464,30 +522,27 @@ def main() -> None:
     # ------------------------------------------------------------ 2. sampling
     t_sample = best_of(lambda: G.sample(NUM_SEQ, rng=seeded(6)), reps["sample"],
                        warmup=lambda: G.sample(1000, rng=seeded(6)))
-    sample_shares = profile_shares(lambda: G.sample(1000, rng=seeded(7)))
+    # The operator profile counts CPU self time: on a GPU that is launch overhead, not work.
+    sample_shares = [] if on_gpu else profile_shares(lambda: G.sample(1000, rng=seeded(7)))
     ref_sample(ref_G, 1)  # warm-up
-    start = time.perf_counter()
-    ref_sample(ref_G, ref_sample_batches)
-    per_batch = (time.perf_counter() - start) / ref_sample_batches
+    per_batch = elapsed(lambda: ref_sample(ref_G, ref_sample_batches)) / ref_sample_batches
     record("sample 10k", t_sample, per_batch * NUM_SEQ / B,
            f"reference: {ref_sample_batches} of {NUM_SEQ / B:.1f} batches of 64, extrapolated",
-           "profile: " + describe(sample_shares))
+           "profile: " + (describe(sample_shares) if sample_shares else "n/a (CPU profiler, skipped on a GPU)"))
 
     # ------------------------------------------------------------ 3. rollout
     t_roll = best_of(lambda: rollout(G, D, samples, N, rng=seeded(8)), reps["rollout"])
     t_roll_gen = best_of(lambda: rollout(G, StubDiscriminator(), samples, N, rng=seeded(8)), reps["rollout"])
-    completions = torch.randint(0, V, (B * N * (T - 1), T), generator=seeded(9))
+    completions = torch.randint(0, V, (B * N * (T - 1), T), generator=seeded(9)).to(DEVICE)
     with torch.no_grad():
         t_d_lookup = best_of(lambda: D.eval()._pooled_by_lookup(completions), 1)
     D.train()
     t_d = t_roll - t_roll_gen
     roll_split = (f"D {t_d / t_roll:.0%} (conv lookups {t_d_lookup / t_roll:.0%}, highway+output "
                   f"{(t_d - t_d_lookup) / t_roll:.0%}), generator {t_roll_gen / t_roll:.0%} "
-                  f"(sampling: {describe(sample_shares, 2)})")
+                  f"(sampling: {describe(sample_shares, 2) if sample_shares else 'n/a'})")
     ref_rollout(ref_G, ref_D, samples[:8], 1)  # warm-up on a few rows
-    start = time.perf_counter()
-    ref_rollout(ref_G, ref_D, samples, ref_rollout_iters)
-    ref_roll = (time.perf_counter() - start) * N / ref_rollout_iters
+    ref_roll = elapsed(lambda: ref_rollout(ref_G, ref_D, samples, ref_rollout_iters)) * N / ref_rollout_iters
     record("rollout", t_roll, ref_roll, f"reference: {ref_rollout_iters}/{N} rollout iterations, extrapolated", roll_split)
 
     # ------------------------------------------------------------ 4. g-step
@@ -498,7 +553,7 @@ def main() -> None:
     rewards = rollout(G, D, samples, N, rng=seeded(12))
     t_g_update = best_of(lambda: policy_gradient_step(G, g_opt, samples, rewards), 10)
     ref_t_sample = best_of(lambda: ref_G.sample(B), 3)
-    ref_rewards = torch.rand(B, T, generator=seeded(13))
+    ref_rewards = torch.rand(B, T, generator=seeded(13)).to(DEVICE)
     ref_t_update = best_of(lambda: ref_pg_update(ref_G, ref_g_opt, samples, ref_rewards), 5)
     gstep_split = (f"rollout D {t_d / t_gstep:.0%}, rollout generator {t_roll_gen / t_gstep:.0%}, "
                    f"sampling the batch {t_g_sample / t_gstep:.0%}, update {t_g_update / t_gstep:.0%}")
@@ -518,22 +573,22 @@ def main() -> None:
 
     d_opt = adam(D.parameters(), 1e-4)  # what the pipeline's stages use
     t_depoch = d_epoch(d_opt)
-    y = torch.randint(0, 2, (B,), generator=seeded(15))
-    d_split = training_split(lambda: D.loss_from_logits(D(positives[:B]), y), d_opt, list(D.parameters()))
+    y = torch.randint(0, 2, (B,), generator=seeded(15)).to(DEVICE)
+    d_split = training_split(lambda: D.loss_from_logits(D(positives_dev[:B]), y), d_opt, list(D.parameters()))
     d_data = torch.cat([torch.cat([positives, torch.ones(NUM_SEQ, 1, dtype=torch.long)], 1),
-                        torch.cat([negatives, torch.zeros(NUM_SEQ, 1, dtype=torch.long)], 1)])
+                        torch.cat([negatives.cpu(), torch.zeros(NUM_SEQ, 1, dtype=torch.long)], 1)]).to(DEVICE)
     ref_d_opt = torch.optim.Adam(ref_D.parameters(), lr=1e-4)
     ref_d_epoch(ref_D, ref_d_opt, d_data, 3)  # warm-up
-    start = time.perf_counter()
-    ref_d_epoch(ref_D, ref_d_opt, d_data, ref_d_batches)
+    ref_d_t = elapsed(lambda: ref_d_epoch(ref_D, ref_d_opt, d_data, ref_d_batches))
     ours_note = "" if d_epoch_share == 1 else f"; ours: 1/{d_epoch_share} of the epoch, extrapolated"
-    record("D epoch", t_depoch, (time.perf_counter() - start) * d_batches / ref_d_batches,
+    record("D epoch", t_depoch, ref_d_t * d_batches / ref_d_batches,
            f"reference: {ref_d_batches}/{d_batches} batches, extrapolated{ours_note}", d_split)
     # The same epoch with PyTorch's default (for-each) Adam, as the reference and the public
     # ports use it: the same update rule, but parameter-sized temporaries every step.
     foreach_opt = torch.optim.Adam(D.parameters(), lr=1e-4)
     t_foreach = d_epoch(foreach_opt)
-    foreach_split = training_split(lambda: D.loss_from_logits(D(positives[:B]), y), foreach_opt, list(D.parameters()))
+    foreach_split = training_split(lambda: D.loss_from_logits(D(positives_dev[:B]), y), foreach_opt,
+                                   list(D.parameters()))
     record("D epoch*", t_foreach, None, "* the same D epoch with the default torch.optim.Adam" + ours_note,
            foreach_split)
     flops["D epoch*"] = flops["D epoch"]
@@ -552,7 +607,7 @@ def main() -> None:
     print("-" * len(header))
     for name, r in results.items():
         gf = flops[name] / 1e9
-        public = f"{PUBLIC_PORT[name]:.0f} s" if name in PUBLIC_PORT else "-"
+        public = f"{PUBLIC_PORT[name]:.0f} s" if name in PUBLIC_PORT and not on_gpu else "-"  # CPU figures
         ref = f"{r['ref']:8.2f} {r['ref'] / r['t']:8.1f}x" if r["ref"] is not None else f"{'-':>8} {'-':>9}"
         print(f"{name:<11} {r['t']:8.3f} {ref} {gf:7.1f} {gf / r['t']:8.1f} {flops[name] / r['t'] / rate:6.0%} {public:>12}")
     print()
@@ -570,7 +625,7 @@ def main() -> None:
           "+ B*T sampled tokens + 3 x B*T token steps (update). Counts are of the computation as specified, "
           "so skipped redundant work (D's convolutions as table lookups in the rollout) can lift a rate above "
           "100% of the matmul rate.")
-    print(f"public ports on these 2 cores: ~{PUBLIC_PORT['g-step']:.0f} s per g-step, "
+    print(f"public ports on 2 CPU cores: ~{PUBLIC_PORT['g-step']:.0f} s per g-step, "
           f"{PUBLIC_PORT['sample 10k']:.0f} s to sample 10,000 sequences, {PUBLIC_PORT['D epoch']:.0f} s per D epoch")
     print()
     g = results["g-step"]
@@ -594,6 +649,17 @@ def main() -> None:
         print(f"{'PASS' if ok else 'MISS'}  {label}: {value}")
     print(f"      (the D epoch's matmuls alone, at its shapes: {flops['D epoch'] / t_matmuls / rate:.0%} of the "
           f"matmul rate, {t_matmuls / results['D epoch']['t']:.0%} of the epoch's time)")
+    print(f"D epoch / matmuls-alone bound: {results['D epoch']['t'] / t_matmuls:.2f}x "
+          f"(target <= {D_EPOCH_MAX_BOUND_RATIO:.2f}x: {'PASS' if results['D epoch']['t'] / t_matmuls <= D_EPOCH_MAX_BOUND_RATIO else 'MISS'})")
+    projected = paper_schedule_seconds(results["MLE epoch"]["t"], results["sample 10k"]["t"], results["D epoch"]["t"],
+                                       results["g-step"]["t"])
+    print(f"projected full paper schedule on {where}: {projected:,.0f} s = {hours_minutes(projected)} "
+          f"({PAPER_MLE_EPOCHS} MLE epochs + {PAPER_D_ROUNDS} x (sample 10,000 + {PAPER_D_EPOCHS} D epochs) + "
+          f"{PAPER_ADV_BATCHES} x (g-step + {PAPER_D_STEPS} x (sample 10,000 + {PAPER_D_EPOCHS} D epochs)); "
+          "evaluation, I/O and tracking not included)")
+    if on_gpu:
+        print(f"{'PASS' if projected <= PAPER_RUN_GPU_GOAL_S else 'MISS'}  full paper run <= "
+              f"{PAPER_RUN_GPU_GOAL_S / 60:.0f} min on one GPU: {hours_minutes(projected)}")
     load_end = os.getloadavg()[0]
     print(f"\nload average at the end: {load_end:.2f}; total wall time {time.perf_counter() - wall_start:.0f} s")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -84,7 +85,13 @@ def write_text(path: Path, text: str) -> None:
 
 
 def save_torch(path: Path, payload: Any) -> None:
-    _atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    """Same payload, same bytes: given a path, torch.save records the file's (temporary,
+    random) name inside the archive; given an open file it records a fixed one."""
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as f:
+            torch.save(payload, f)
+
+    _atomic_write(path, write)
 
 
 def save_tokens(path: Path, tokens: np.ndarray) -> None:
@@ -166,7 +173,7 @@ def files_fingerprint(files: list[Path]) -> str:
 
 
 def load_oracle(path: Path, device: torch.device) -> Oracle:
-    state = torch.load(require(path), map_location="cpu")
+    state = torch.load(require(path), map_location="cpu", weights_only=True)
     cfg = state["config"]
     oracle = Oracle(0, cfg["vocab_size"], cfg["emb_dim"], cfg["hidden_dim"], cfg["seq_len"], cfg["start_token"])
     oracle.model.load_state_dict(state["state_dict"])
@@ -198,14 +205,14 @@ def save_model(path: Path, model: torch.nn.Module, config: dict[str, Any]) -> No
 
 
 def load_generator(path: Path, device: torch.device) -> Generator:
-    state = torch.load(require(path), map_location="cpu")
+    state = torch.load(require(path), map_location="cpu", weights_only=True)
     model = Generator(**state["config"])
     model.load_state_dict(state["state_dict"])
     return model.to(device)
 
 
 def load_model_state(model: torch.nn.Module, path: Path) -> torch.nn.Module:
-    model.load_state_dict(torch.load(require(path), map_location="cpu")["state_dict"])
+    model.load_state_dict(torch.load(require(path), map_location="cpu", weights_only=True)["state_dict"])
     return model
 
 
@@ -219,9 +226,18 @@ def resolve_device(spec: str) -> torch.device:
 
 
 def seeded_rng(device: torch.device, seed: int, *stream: str) -> torch.Generator:
-    """A generator for one named random stream: adding a stream never shifts another's draws."""
-    key = int.from_bytes(str((seed, *stream)).encode(), "little") % (2**63)
-    return torch.Generator(device=device).manual_seed(key)
+    """A generator for one named random stream: adding a stream never shifts another's draws.
+
+    Always a CPU generator, whatever ``device`` the models run on (the argument is kept for
+    the callers and ignored): every seeded draw is made by the CPU and moved to the device
+    (`seqgan_core.randomness`), so the same seeds give the same draws on any device, and a
+    CUDA generator never meets a CPU draw. Dropout is the exception: it draws from torch's
+    global generator of its device, seeded by `torch.manual_seed` in `stage`.
+    """
+    del device
+    # A hash of the whole name: the stream names of one stage share a long common prefix.
+    digest = hashlib.sha256(repr((seed, *stream)).encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") % (2**63))
 
 
 @dataclass
@@ -238,6 +254,10 @@ class StageContext:
         return seeded_rng(self.device, self.params.seed, self.name, *stream)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
+
+
 @contextmanager
 def stage(name: str, experiment: Experiment, *, pipeline: str = "training") -> Iterator[StageContext]:
     """Load and validate params, configure torch, open the stage's tracking run."""
@@ -248,6 +268,9 @@ def stage(name: str, experiment: Experiment, *, pipeline: str = "training") -> I
         torch.set_num_threads(params.threads)
     torch.manual_seed(params.seed)  # dropout draws from the global generator
     ctx = StageContext(name, experiment, params, resolve_device(params.device), ExperimentPaths(experiment), pipeline)
+    # SIGTERM (a scheduler's stop, `kill`) ends the stage as Ctrl-C does: its MLflow run is
+    # marked KILLED and no half-written output is left (writes are atomic).
+    signal.signal(signal.SIGTERM, _interrupt)
     with tracking.stage_run(ctx) as tracker:
         ctx.tracker = tracker
         yield ctx
@@ -259,9 +282,17 @@ def run_main(body: Callable[[], None]) -> None:
 
     try:
         body()
-    except (ParamsError, StageError, DataValidationError, TrainingDiverged) as exc:
+    except (ParamsError, StageError, DataValidationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+    except TrainingDiverged as exc:
+        from .resume import what_is_kept  # only the stage's Checkpointer knows what is on disk
+
+        print(f"error: {exc} {what_is_kept()}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the run is closed as KILLED by then
+        print(f"stopped: {exc or 'interrupted'}; the next `dvc repro` resumes a resumable stage", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def experiment_arg(stage_name: str) -> Experiment:

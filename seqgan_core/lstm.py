@@ -14,13 +14,13 @@ prefix of length ``t`` continues from.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from . import randomness
 from .sampling import LOG2E, check_temperature, sample_log2_weights
 
 State = tuple[torch.Tensor, torch.Tensor]
@@ -80,15 +80,6 @@ class _TokenLogProbs(torch.autograd.Function):
         return grad_h, grad_weight, grad_bias, None, None
 
 
-@dataclass(frozen=True)
-class TeacherForcedPass:
-    """Everything one teacher-forced pass over (B, T) tokens produces."""
-
-    logits: torch.Tensor  # (B, T, V): logits[:, t] predicts token t
-    h: torch.Tensor  # (B, T, H): hidden state at step t (has read tokens < t)
-    c: torch.Tensor  # (B, T, H): cell state at step t
-
-
 class LSTMLanguageModel(nn.Module):
     """Embedding -> LSTM -> linear output over the vocabulary.
 
@@ -127,7 +118,7 @@ class LSTMLanguageModel(nn.Module):
     def reset_parameters(self, std: float, rng: torch.Generator | None = None) -> None:
         with torch.no_grad():
             for p in self.parameters():
-                p.normal_(0.0, std, generator=rng)
+                randomness.normal_(p, 0.0, std, rng)  # on rng's device (the CPU), then moved
 
     @property
     def device(self) -> torch.device:
@@ -163,18 +154,13 @@ class LSTMLanguageModel(nn.Module):
         flat = torch.addmm(self.b_out, h.reshape(-1, self.hidden_dim), self.W_out)
         return flat.view(*h.shape[:-1], self.vocab_size)
 
-    def teacher_forced(self, tokens: torch.Tensor) -> TeacherForcedPass:
-        """Run over ``tokens`` (B, T) reading the true previous token at every step."""
-        h, c = self._teacher_forced_states(tokens)
-        return TeacherForcedPass(logits=self.output_logits(h), h=h, c=c)
-
     def teacher_forced_hidden(self, tokens: torch.Tensor) -> torch.Tensor:
         """Hidden states (B, T, H) of a teacher-forced pass, without the output layer.
 
         On CPU this runs PyTorch's fused LSTM kernel on this model's weights: the same
         cell (gates reordered to PyTorch's i, f, g, o), forward and backward ~2.5x faster
-        than the step loop of `_teacher_forced_states`, which is kept for the cell states
-        (and for other devices, where the fused path has not been measured).
+        than the step loop of `_teacher_forced_states`, which other devices use (the fused
+        path has not been measured there).
         """
         if self.device.type != "cpu" or tokens.shape[0] == 0:
             return self._teacher_forced_states(tokens)[0]
@@ -238,6 +224,7 @@ class LSTMLanguageModel(nn.Module):
         rng: torch.Generator | None = None,
         temperature: float = 1.0,
         chunk_rows: int = 256,
+        uniforms: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Sample the next token(s) for hidden states ``h`` (R, H): LongTensor (R, num_samples).
 
@@ -245,8 +232,14 @@ class LSTMLanguageModel(nn.Module):
         on 2 CPU cores a 256 x 5000 chunk samples ~1.4x faster per row than a 1024-row one.
         The output layer is scaled by log2(e) / temperature so that the sampler can
         exponentiate with the cheaper exp2 (see `seqgan_core.sampling`).
+
+        The R x num_samples uniforms are drawn from ``rng`` in one go (on its device, see
+        `seqgan_core.randomness`) unless the caller passes them as ``uniforms`` (on
+        ``h``'s device; overwritten), as `sample` and `rollout` do for many steps at once.
         """
         check_temperature(temperature)
+        if uniforms is None:
+            uniforms = randomness.uniform((h.shape[0], num_samples), rng, device=h.device, dtype=h.dtype)
         with torch.no_grad():
             scale = LOG2E / temperature
             weight, bias = self.W_out * scale, self.b_out * scale
@@ -257,7 +250,8 @@ class LSTMLanguageModel(nn.Module):
             for start in range(0, h.shape[0], chunk_rows):
                 rows = h[start : start + chunk_rows]
                 log2_weights = torch.addmm(bias, rows, weight, out=buffer[: rows.shape[0]])
-                out[start : start + chunk_rows] = sample_log2_weights(log2_weights, num_samples, rng=rng)
+                out[start : start + chunk_rows] = sample_log2_weights(
+                    log2_weights, num_samples, uniforms=uniforms[start : start + chunk_rows])
         return out
 
     @torch.no_grad()
@@ -272,6 +266,8 @@ class LSTMLanguageModel(nn.Module):
         """Draw ``n`` sequences of ``seq_len`` tokens: a LongTensor (n, T) on ``self.device``.
 
         ``prefix`` (P,) or (n, P) fixes the first P tokens; sampling continues after them.
+        The uniforms of all sampled steps are drawn from ``rng`` at once, in step order
+        (the numbers a step-by-step draw takes), and moved to the device in one copy.
         """
         out = torch.empty(n, self.seq_len, dtype=torch.long, device=self.device)
         fixed = 0
@@ -283,10 +279,11 @@ class LSTMLanguageModel(nn.Module):
                 raise ValueError(f"prefix of shape {tuple(prefix.shape)} does not fit {n} x {self.seq_len}")
             out[:, :fixed] = prefix
         state = self.initial_state(n)
+        uniforms = randomness.uniform((self.seq_len - fixed, n, 1), rng, device=self.device, dtype=state[0].dtype)
         prev = torch.full((n,), self.start_token, dtype=torch.long, device=self.device)
         for t in range(self.seq_len):
             state = self.advance(prev, state)
             if t >= fixed:
-                out[:, t] = self.sample_next(state[0], rng=rng, temperature=temperature).squeeze(1)
+                out[:, t] = self.sample_next(state[0], temperature=temperature, uniforms=uniforms[t - fixed]).squeeze(1)
             prev = out[:, t]
         return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import randomness
 from .lstm import LSTMLanguageModel
 
 
@@ -30,14 +31,18 @@ def scheduled_sampling_loss(
     tokens = tokens.to(device)
     state = generator.initial_state(B)
     prev = torch.full((B,), generator.start_token, dtype=torch.long, device=device)
+    if teacher_forcing < 1.0 and T > 1:
+        # Per step: B uniforms for the model's own sample, then B for the coins; all steps'
+        # drawn at once from rng (on its device, see seqgan_core.randomness), in that order.
+        uniforms = randomness.uniform((T - 1, 2, B, 1), rng, device=device, dtype=state[0].dtype)
     nll = []
     for t in range(T):
         state = generator.advance(prev, state)
         nll.append(F.cross_entropy(generator.output_logits(state[0]), tokens[:, t], reduction="none"))
         prev = tokens[:, t]
         if teacher_forcing < 1.0 and t + 1 < T:
-            own = generator.sample_next(state[0].detach(), rng=rng).squeeze(1)
-            use_real = torch.rand(B, generator=rng, device=device) < teacher_forcing
+            own = generator.sample_next(state[0].detach(), uniforms=uniforms[t, 0]).squeeze(1)
+            use_real = uniforms[t, 1, :, 0] < teacher_forcing
             prev = torch.where(use_real, prev, own)
     return torch.stack(nll, dim=1).mean()
 

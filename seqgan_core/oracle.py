@@ -5,16 +5,21 @@ generator by NLL-oracle: how unlikely the oracle finds the generator's samples.
 """
 from __future__ import annotations
 
+import copy
+import zipfile
+import zlib
 from os import PathLike
 
 import numpy as np
 import torch
 
+from . import randomness
 from .lstm import LSTMLanguageModel
 
 # Names of the arrays in the paper's oracle file (shared/oracle/README.md), grouped by
 # where they go in LSTMLanguageModel. Gate order i, f, o, c matches the model's blocks.
 _GATES = ("i", "f", "o", "c")
+_ARRAY_NAMES = ("embedding", *(f"{m}_{g}" for m in "WUb" for g in _GATES), "W_out", "b_out")
 
 
 class Oracle:
@@ -44,9 +49,9 @@ class Oracle:
     @classmethod
     def from_npz(cls, path: str | PathLike, seq_len: int = 20, start_token: int = 0,
                  device: str | torch.device = "cpu") -> "Oracle":
-        """Load weights in the format of shared/oracle/seqgan_target_lstm.npz."""
-        with np.load(path) as npz:
-            arrays = {name: npz[name] for name in npz.files}
+        """Load weights in the format of shared/oracle/seqgan_target_lstm.npz; a file that is
+        not one raises ValueError naming the file, what is wrong and how to fix it."""
+        arrays = _read_npz(path)
         _check_oracle_arrays(path, arrays)
         vocab_size, emb_dim = arrays["embedding"].shape
         hidden_dim = arrays["U_i"].shape[0]
@@ -71,9 +76,14 @@ class Oracle:
         return self.model.seq_len
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        """``n`` oracle sequences, a LongTensor (n, T), reproducible from ``seed``."""
-        rng = torch.Generator(device=self.model.device).manual_seed(seed)
-        return self.model.sample(n, rng=rng)
+        """``n`` oracle sequences, a LongTensor (n, T) on the oracle's device, reproducible
+        from ``seed`` and the same on every device: they are drawn from a CPU generator
+        and computed by the CPU (a GPU's float rounding would move the rare draw that lies
+        at a CDF boundary, and every token after it), so the data depend on the seeds only."""
+        model = self.model
+        if model.device.type != "cpu":
+            model = copy.deepcopy(model).cpu()
+        return model.sample(n, rng=randomness.generator(seed)).to(self.model.device)
 
     @torch.no_grad()
     def nll(self, tokens: torch.Tensor, batch_size: int = 2048) -> float:
@@ -81,13 +91,48 @@ class Oracle:
         return sequence_nll(self.model, tokens, batch_size)
 
 
+# What to do about a damaged or foreign weights file, appended to every such error.
+_REPLACE_FILE = ("copy it again from its source (the paper's oracle: ../shared/oracle/seqgan_target_lstm.npz; "
+                 "see data/oracle/README.md) or rewrite it with np.savez of float32 arrays")
+
+
+def _read_npz(path: str | PathLike) -> dict[str, np.ndarray]:
+    """The arrays of an npz file, read without unpickling (a pickle in a weights file could
+    run code); ValueError names the file when it is not a readable npz of plain arrays."""
+    # np.load guesses the format from the first bytes and, for anything it does not
+    # recognise (a text file), suggests allow_pickle; an npz is a zip archive, so ask that.
+    with open(path, "rb") as file:  # a missing file stays a FileNotFoundError
+        if not zipfile.is_zipfile(file):
+            raise ValueError(f"{path} is not an npz archive (truncated, or another kind of file); {_REPLACE_FILE}")
+    arrays = {}
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            for name in npz.files:
+                arrays[name] = _read_array(path, npz, name)
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:  # e.g. a bad CRC: bytes changed after writing
+        raise ValueError(f"{path} is a damaged npz archive ({exc}); {_REPLACE_FILE}") from None
+    return arrays
+
+
+def _read_array(path: str | PathLike, npz: np.lib.npyio.NpzFile, name: str) -> np.ndarray:
+    try:
+        return npz[name]
+    except ValueError as exc:  # object arrays need unpickling; a damaged header cannot be parsed
+        raise ValueError(f"{path}: array {name} is not a plain numeric array ({exc}); {_REPLACE_FILE}") from None
+
+
 def _check_oracle_arrays(path: str | PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """Raise ValueError naming the first missing or mis-shaped array of an oracle file."""
-    missing = [name for name in ("embedding", *(f"{m}_{g}" for m in "WUb" for g in _GATES), "W_out", "b_out")
-               if name not in arrays]
+    """Raise ValueError naming the first missing, non-float, non-finite or mis-shaped array
+    of an oracle file."""
+    missing = [name for name in _ARRAY_NAMES if name not in arrays]
     if missing:
         raise ValueError(f"{path} is not an oracle weights file: arrays {missing} are missing "
                          f"(expected embedding, W_/U_/b_ for gates {_GATES}, W_out, b_out)")
+    for name in _ARRAY_NAMES:
+        if not np.issubdtype(arrays[name].dtype, np.floating):
+            raise ValueError(f"{path}: array {name} holds {arrays[name].dtype} values, not floats; {_REPLACE_FILE}")
+        if not np.isfinite(arrays[name]).all():
+            raise ValueError(f"{path}: array {name} holds NaN or infinite values; {_REPLACE_FILE}")
     if arrays["embedding"].ndim != 2 or arrays["U_i"].ndim != 2:
         raise ValueError(f"{path}: embedding and U_i must be matrices, got shapes "
                          f"{arrays['embedding'].shape} and {arrays['U_i'].shape}")

@@ -10,6 +10,10 @@ re-reads each prefix from the initial state. Here one teacher-forced pass caches
 state after every prefix, and all B x N x (T-1) completions advance together. Rows are
 ordered by prefix length, so the completions still running at any step are a leading
 slice of the buffers: the only Python loop is over time steps.
+
+All B x N x T(T-1)/2 uniforms the completions consume are drawn from ``rng`` at once
+(on its device, the CPU for this project's streams; see `seqgan_core.randomness`), in
+the order the time loop uses them, and moved to the generator's device in one copy.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from collections.abc import Callable
 
 import torch
 
+from . import randomness
 from .discriminator import Discriminator
 from .lstm import LSTMLanguageModel
 
@@ -69,14 +74,23 @@ def rollout(
     completions = samples.repeat(N * (T - 1), 1)
     h = torch.empty(rows, generator.hidden_dim, device=samples.device)
     c = torch.empty_like(h)
+    # Step t consumes (t - 1) * block uniforms for the running completions, then block for
+    # the new ones: block * T(T-1)/2 in all, drawn at once in that order.
+    uniforms = randomness.uniform((block * T * (T - 1) // 2,), rng, device=samples.device, dtype=h.dtype)
+    used = 0
     for t in range(1, T):
         running = (t - 1) * block  # completions of prefixes shorter than t, already under way
         if running:
             h[:running], c[:running] = generator.advance(completions[:running, t - 1], (h[:running], c[:running]))
-            completions[:running, t] = generator.sample_next(h[:running], rng=rng, temperature=temperature).squeeze(1)
+            completions[:running, t] = generator.sample_next(
+                h[:running], temperature=temperature, uniforms=uniforms[used : used + running].view(running, 1)
+            ).squeeze(1)
+            used += running
         # Completions of the prefix of length t start here: all N share the cached state,
         # so the softmax is built once per sequence and sampled N times.
-        first = generator.sample_next(h_prefix[:, t], num_samples=N, rng=rng, temperature=temperature)
+        first = generator.sample_next(h_prefix[:, t], num_samples=N, temperature=temperature,
+                                      uniforms=uniforms[used : used + block].view(B, N))
+        used += block
         new = slice(running, running + block)
         completions[new, t] = first.T.reshape(-1)
         h[new] = h_prefix[:, t].repeat(N, 1)

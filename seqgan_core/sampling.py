@@ -23,12 +23,19 @@ All paths draw with one uniform per sample, in the same order as a plain inverse
 draw, so a seeded generator consumes the same random numbers; the distribution is
 exactly softmax(logits / temperature), and only an id whose CDF boundary lies within
 float rounding of its uniform can come out differently from a one-level search.
+
+The uniforms come from `seqgan_core.randomness` (drawn on the generator's device, the
+CPU for every stream of this project, then moved), or, from callers that draw many
+steps' worth at once to save a host-to-device copy per step, as ``uniforms`` (rows,
+num_samples) already on the weights' device; those are overwritten.
 """
 from __future__ import annotations
 
 import math
 
 import torch
+
+from . import randomness
 
 LOG2E = math.log2(math.e)
 # Rows whose largest (base-2) log-weight lies within +-_SAFE_EXP2_RANGE are
@@ -51,12 +58,14 @@ def sample_categorical(
     temperature: float = 1.0,
     rng: torch.Generator | None = None,
     inplace: bool = False,
+    uniforms: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Draw `num_samples` ids per row from softmax(logits / temperature).
 
     Returns a LongTensor of shape (rows, num_samples). With `inplace=True` the logits
     buffer is reused as scratch space (the caller must not read it afterwards), which
-    saves one allocation of rows x vocab floats per call.
+    saves one allocation of rows x vocab floats per call. ``uniforms`` (rows, num_samples),
+    if given, are used (and overwritten) instead of drawing from ``rng``.
     """
     check_temperature(temperature)
     weights = logits if inplace else logits.clone()
@@ -65,13 +74,14 @@ def sample_categorical(
     if _blocked(weights, num_samples) is None:
         # Unnormalised probabilities: subtracting the row max keeps exp() finite for any logits.
         weights.sub_(weights.amax(dim=-1, keepdim=True)).exp_()
-        return _one_level_inverse_cdf(weights, num_samples, rng)
+        return _one_level_inverse_cdf(weights, num_samples, rng, uniforms)
     _exp_unnormalised_(weights, torch.Tensor.exp_, _SAFE_EXP2_RANGE / LOG2E)
-    return _inverse_cdf(weights, num_samples, rng)
+    return _inverse_cdf(weights, num_samples, rng, uniforms)
 
 
 def sample_log2_weights(
-    log2_weights: torch.Tensor, num_samples: int = 1, *, rng: torch.Generator | None = None
+    log2_weights: torch.Tensor, num_samples: int = 1, *, rng: torch.Generator | None = None,
+    uniforms: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`sample_categorical(logits, inplace=True, temperature=t)` for the input
     ``logits * log2(e) / t``, drawn with ``exp2``: the same law and the same uniforms.
@@ -79,7 +89,7 @@ def sample_log2_weights(
     The buffer is used as scratch space (the caller must not read it afterwards).
     """
     _exp_unnormalised_(log2_weights, torch.Tensor.exp2_, _SAFE_EXP2_RANGE)
-    return _inverse_cdf(log2_weights, num_samples, rng)
+    return _inverse_cdf(log2_weights, num_samples, rng, uniforms)
 
 
 def check_temperature(temperature: float) -> None:
@@ -96,15 +106,29 @@ def _blocked(weights: torch.Tensor, num_samples: int) -> bool | None:
     return num_samples * _BLOCK * _BLOCKED_MAX_SHARE <= vocab
 
 
-def _inverse_cdf(weights: torch.Tensor, num_samples: int, rng: torch.Generator | None) -> torch.Tensor:
+def _uniforms(weights: torch.Tensor, num_samples: int, rng: torch.Generator | None,
+              uniforms: torch.Tensor | None) -> torch.Tensor:
+    """One uniform per sample, (rows, num_samples) on the weights' device and in their dtype."""
+    shape = (weights.shape[0], num_samples)
+    if uniforms is None:
+        return randomness.uniform(shape, rng, device=weights.device, dtype=weights.dtype)
+    if tuple(uniforms.shape) != shape or uniforms.device != weights.device or uniforms.dtype != weights.dtype:
+        raise ValueError(f"uniforms of shape {tuple(uniforms.shape)} ({uniforms.dtype}, {uniforms.device}) do not "
+                         f"fit {shape} ({weights.dtype}, {weights.device})")
+    return uniforms
+
+
+def _inverse_cdf(weights: torch.Tensor, num_samples: int, rng: torch.Generator | None,
+                 uniforms: torch.Tensor | None = None) -> torch.Tensor:
     if _blocked(weights, num_samples):
-        return _blocked_inverse_cdf(weights, num_samples, rng)
-    return _one_level_inverse_cdf(weights, num_samples, rng)
+        return _blocked_inverse_cdf(weights, num_samples, rng, uniforms)
+    return _one_level_inverse_cdf(weights, num_samples, rng, uniforms)
 
 
-def _one_level_inverse_cdf(weights: torch.Tensor, num_samples: int, rng: torch.Generator | None) -> torch.Tensor:
+def _one_level_inverse_cdf(weights: torch.Tensor, num_samples: int, rng: torch.Generator | None,
+                           uniforms: torch.Tensor | None = None) -> torch.Tensor:
     cdf = torch.cumsum(weights, dim=-1, out=weights)
-    uniforms = torch.rand(cdf.shape[0], num_samples, generator=rng, device=cdf.device, dtype=cdf.dtype)
+    uniforms = _uniforms(cdf, num_samples, rng, uniforms)
     uniforms.mul_(cdf[:, -1:])
     # right=True returns the first index whose cdf exceeds u, so a zero-probability id
     # (a flat step of the cdf) can never be drawn, even for u == 0.
@@ -127,7 +151,8 @@ def _below(x: torch.Tensor) -> torch.Tensor:
     return torch.nextafter(x, torch.zeros_like(x))
 
 
-def _blocked_inverse_cdf(weights: torch.Tensor, num_samples: int, rng: torch.Generator | None) -> torch.Tensor:
+def _blocked_inverse_cdf(weights: torch.Tensor, num_samples: int, rng: torch.Generator | None,
+                         uniforms: torch.Tensor | None = None) -> torch.Tensor:
     """Inverse-CDF draws from unnormalised weights (rows, vocab) >= 0, two levels deep.
 
     Level 1: the vocabulary is cut into blocks of _BLOCK ids (the last one may be short);
@@ -143,7 +168,7 @@ def _blocked_inverse_cdf(weights: torch.Tensor, num_samples: int, rng: torch.Gen
         sums = torch.cat([sums, weights[:, full * _BLOCK :].sum(dim=-1, keepdim=True)], dim=1)
     block_cdf = torch.cumsum(sums, dim=1)  # (rows, blocks)
     total = block_cdf[:, -1:]
-    uniforms = torch.rand(rows, num_samples, generator=rng, device=weights.device, dtype=weights.dtype)
+    uniforms = _uniforms(weights, num_samples, rng, uniforms)
     # u * total < total, guarded against rounding up to total: the first block whose
     # cdf exceeds it (right=True) then always exists and has a positive sum.
     targets = torch.minimum(uniforms.mul_(total), _below(total))

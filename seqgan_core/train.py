@@ -14,6 +14,7 @@ from typing import Literal
 
 import torch
 
+from . import randomness
 from .discriminator import Discriminator
 from .lstm import LSTMLanguageModel
 from .objectives import maligan_loss, mle_loss, policy_gradient_loss, scheduled_sampling_loss
@@ -21,20 +22,42 @@ from .rollout import SequenceReward, rollout
 
 
 class TrainingDiverged(FloatingPointError):
-    """A loss became NaN or infinite."""
-
-    def __init__(self, what: str, value: float) -> None:
-        super().__init__(
-            f"{what} became {value}: training diverged. Lower the learning rate, keep gradient "
-            "clipping on (grad_clip > 0), or, for policy gradient, use reduction 'mean' or a baseline; "
-            "the last good checkpoint is kept."
-        )
+    """Training went numerically wrong: a loss or gradient became NaN or infinite, or a
+    weight grew past its bound. The message says what diverged and what to change; what
+    is kept on disk is for the caller to say (only it knows its checkpoints)."""
 
 
 def check_finite(what: str, value: float) -> float:
     if not math.isfinite(value):
-        raise TrainingDiverged(what, value)
+        raise TrainingDiverged(
+            f"{what} became {value}: training diverged. Lower the learning rate, keep gradient "
+            "clipping on (grad_clip > 0), or, for policy gradient, use reduction 'mean' or a baseline."
+        )
     return value
+
+
+def check_weights_bounded(model: torch.nn.Module, max_abs_weight: float, *, what: str = "generator",
+                          advice: str = "Lower the learning rate, or raise max_abs_weight if weights this "
+                                        "large are intended.") -> None:
+    """Raise TrainingDiverged unless every parameter of ``model`` is finite and at most
+    ``max_abs_weight`` in absolute value.
+
+    The loss checks cannot see an exploding generator: with too large a policy-gradient
+    step (Adam moves each weight by about the learning rate, whatever the gradient) the
+    weights grow to ~1e8 while every loss stays finite, and the saturated model samples
+    one repeated token loop, which NLL-oracle may even score well. Normal weights are
+    O(1)-O(10) (README: "Faithfulness and named departures"), so a bound far above them
+    never trips on a healthy run.
+    """
+    for name, param in model.named_parameters():
+        largest = param.detach().abs().max().item()
+        if not math.isfinite(largest):
+            raise TrainingDiverged(f"{what} weight {name} became {largest}: training diverged. {advice}")
+        if largest > max_abs_weight:
+            raise TrainingDiverged(
+                f"{what} weight {name} reached |w| = {largest:.3g}, above the bound {max_abs_weight:g}: "
+                f"training diverged (the {what} is exploding). {advice}"
+            )
 
 
 def adam(parameters, lr: float) -> torch.optim.Adam:
@@ -48,8 +71,10 @@ def adam(parameters, lr: float) -> torch.optim.Adam:
 
 def minibatches(data: torch.Tensor, batch_size: int, rng: torch.Generator | None = None) -> Iterator[torch.Tensor]:
     """Shuffled mini-batches of whole ``batch_size``; a final partial batch is dropped,
-    as the authors' data loader does (10,000 sequences -> 156 batches of 64)."""
-    order = torch.randperm(data.shape[0], generator=rng)
+    as the authors' data loader does (10,000 sequences -> 156 batches of 64). The order is
+    drawn on ``rng``'s device (the CPU for every stream of this project) and moved to the
+    data's (`seqgan_core.randomness`)."""
+    order = randomness.randperm(data.shape[0], rng, device=data.device)
     for start in range(0, data.shape[0] - batch_size + 1, batch_size):
         yield data[order[start : start + batch_size]]
 
@@ -113,9 +138,9 @@ def discriminator_round(
     """
     device = discriminator.out.weight.device
     if len(positives) > len(negatives):
-        positives = positives[torch.randperm(len(positives), generator=rng, device=rng.device if rng else "cpu")
-                              .cpu()[: len(negatives)]]
-    tokens = torch.cat([positives, negatives]).to(device)
+        positives = positives[randomness.randperm(len(positives), rng, device=positives.device)[: len(negatives)]]
+    # Real data come from the CPU (the stages' datasets), negatives from the generator's device.
+    tokens = torch.cat([positives.to(device), negatives.to(device)])
     labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))]).long().to(device)
     dataset = torch.cat([tokens, labels.unsqueeze(1)], dim=1)  # shuffle tokens and labels together
     discriminator.train()

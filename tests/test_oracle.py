@@ -221,6 +221,67 @@ def test_from_npz_mis_shaped_array_raises_value_error(tmp_path: Path, tiny_oracl
         Oracle.from_npz(path)
 
 
+def assert_names_file_and_fix(message: str, path: Path, problem: str) -> None:
+    assert str(path) in message and problem in message
+    assert "copy it again" in message and "../shared/oracle/seqgan_target_lstm.npz" in message
+    assert "data/oracle/README.md" in message
+
+
+@pytest.mark.parametrize("kept", [0.3, 0.95])
+def test_from_npz_truncated_file_names_the_file(tmp_path: Path, tiny_oracle: Oracle, kept: float) -> None:
+    whole = tmp_path / "whole.npz"
+    np.savez(whole, **oracle_arrays(tiny_oracle.model))
+    data = whole.read_bytes()
+    path = tmp_path / "truncated.npz"
+    path.write_bytes(data[: int(kept * len(data))])  # an interrupted copy
+    with pytest.raises(ValueError) as info:  # before: zipfile.BadZipFile
+        Oracle.from_npz(path)
+    assert_names_file_and_fix(str(info.value), path, "not an npz archive (truncated")
+
+
+def test_from_npz_changed_bytes_name_the_file(tmp_path: Path, tiny_oracle: Oracle) -> None:
+    path = tmp_path / "damaged.npz"
+    np.savez(path, **oracle_arrays(tiny_oracle.model))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError) as info:  # before: zipfile.BadZipFile (bad CRC)
+        Oracle.from_npz(path)
+    assert_names_file_and_fix(str(info.value), path, "damaged npz archive")
+
+
+def test_from_npz_text_file_names_the_file_and_never_suggests_unpickling(tmp_path: Path) -> None:
+    path = tmp_path / "weights.npz"
+    path.write_text("embedding: see the paper\n")
+    with pytest.raises(ValueError) as info:  # before: numpy's "... using the `allow_pickle=` keyword ..."
+        Oracle.from_npz(path)
+    assert_names_file_and_fix(str(info.value), path, "not an npz archive")
+    assert "allow_pickle" not in str(info.value)
+
+
+def test_from_npz_object_array_names_file_and_array(tmp_path: Path, tiny_oracle: Oracle) -> None:
+    arrays = oracle_arrays(tiny_oracle.model)
+    arrays["W_out"] = np.array([{"not": "numbers"}], dtype=object)
+    path = tmp_path / "pickled.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError) as info:  # before: numpy's message, naming no file
+        Oracle.from_npz(path)
+    assert_names_file_and_fix(str(info.value), path, "array W_out is not a plain numeric array")
+
+
+@pytest.mark.parametrize("bad, problem", [(np.full(6, "x"), "holds <U1 values, not floats"),
+                                          (np.full(6, np.nan, np.float32), "holds NaN or infinite values")])
+def test_from_npz_non_float_values_name_the_array(tmp_path: Path, tiny_oracle: Oracle, bad: np.ndarray,
+                                                  problem: str) -> None:
+    arrays = oracle_arrays(tiny_oracle.model)
+    arrays["b_f"] = bad
+    path = tmp_path / "odd.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError) as info:  # before: a TypeError from torch, or an oracle of NaNs
+        Oracle.from_npz(path, seq_len=8)
+    assert_names_file_and_fix(str(info.value), path, f"array b_f {problem}")
+
+
 # ----------------------------------------------------------------------------- NLL
 
 

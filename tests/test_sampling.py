@@ -169,6 +169,30 @@ def test_inplace_draws_the_same_ids() -> None:
     assert torch.equal(got, expected)
 
 
+@pytest.mark.parametrize("vocab", [50, 3000])  # the one-level and the blocked search
+def test_given_uniforms_draw_what_the_generator_would(vocab: int) -> None:
+    """Callers that draw many steps' uniforms at once (one host-to-device copy) pass them
+    in: the same ids as drawing them from the generator inside."""
+    logits = torch.randn(6, vocab, generator=seeded(16))
+    uniforms = torch.rand(6, 2, generator=seeded(17))
+    got = sample_categorical(logits, 2, uniforms=uniforms.clone())
+    assert torch.equal(got, sample_categorical(logits, 2, rng=seeded(17)))
+
+
+def test_given_uniforms_of_the_wrong_shape_raise() -> None:
+    with pytest.raises(ValueError, match="uniforms"):
+        sample_categorical(torch.randn(6, 50, generator=seeded(18)), 2, uniforms=torch.rand(6, 1))
+
+
+def test_sample_next_draws_all_chunks_uniforms_at_once(tiny_model: LSTMLanguageModel) -> None:
+    """One draw of R x num_samples for all row chunks: the numbers chunk-by-chunk draws take."""
+    h = torch.randn(70, tiny_model.hidden_dim, generator=seeded(19))
+    chunked = tiny_model.sample_next(h, num_samples=3, rng=seeded(20), chunk_rows=16)
+    assert torch.equal(chunked, tiny_model.sample_next(h, num_samples=3, rng=seeded(20), chunk_rows=256))
+    given = tiny_model.sample_next(h, num_samples=3, uniforms=torch.rand(70, 3, generator=seeded(20)), chunk_rows=16)
+    assert torch.equal(chunked, given)
+
+
 @pytest.mark.parametrize("temperature", [0.0, -1.0, -1e-9])
 def test_non_positive_temperature_raises(temperature: float) -> None:
     with pytest.raises(ValueError, match="temperature"):

@@ -13,6 +13,7 @@ from seqgan_core import Discriminator, Generator, Oracle, TrainingDiverged
 from seqgan_core.train import (
     adam,
     check_finite,
+    check_weights_bounded,
     discriminator_round,
     minibatches,
     mle_epoch,
@@ -138,6 +139,40 @@ def test_check_finite_rejects_non_finite(value: float) -> None:
     with pytest.raises(TrainingDiverged):
         check_finite("loss", value)
     assert check_finite("loss", 1.25) == 1.25
+
+
+def test_divergence_message_promises_no_checkpoint() -> None:
+    # Before: "the last good checkpoint is kept", even where none had been saved; only the
+    # caller (the pipeline's Checkpointer) knows what is on disk.
+    with pytest.raises(TrainingDiverged) as info:
+        check_finite("MLE loss", float("nan"))
+    assert "MLE loss became nan: training diverged. Lower the learning rate" in str(info.value)
+    assert "checkpoint" not in str(info.value)
+
+
+def test_healthy_generator_weights_pass_the_bound(pretrained: dict) -> None:
+    generator = pretrained["generator"]
+    largest = max(p.detach().abs().max().item() for p in generator.parameters())
+    assert 0.5 < largest < 10  # trained weights are O(1): far below the pipeline's default bound (1e3)
+    check_weights_bounded(generator, 1e3)
+
+
+def test_exploding_weight_raises_training_diverged_naming_value_and_bound() -> None:
+    generator = Generator(VOCAB, seq_len=LENGTH)
+    with torch.no_grad():
+        generator.W_out[2, 5] = -2.6e8  # what adversarial.lr: 1.0e+8 reaches, every loss still finite
+    with pytest.raises(TrainingDiverged) as info:
+        check_weights_bounded(generator, 1e3, advice="Lower adversarial.lr.")
+    assert str(info.value) == ("generator weight W_out reached |w| = 2.6e+08, above the bound 1000: training diverged "
+                               "(the generator is exploding). Lower adversarial.lr.")
+
+
+def test_non_finite_weight_raises_training_diverged() -> None:
+    generator = Generator(VOCAB, seq_len=LENGTH)
+    with torch.no_grad():
+        generator.U[0, 0] = float("inf")
+    with pytest.raises(TrainingDiverged, match="generator weight U became inf: training diverged. Lower the learning"):
+        check_weights_bounded(generator, 1e3)
 
 
 # -------------------------------------------------------------- discriminator

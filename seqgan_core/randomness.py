@@ -1,0 +1,73 @@
+"""Every seeded random draw of seqgan_core and pipelines, in one place.
+
+The rule: **a draw is made on its generator's own device and the result is moved to
+where it is used.** Every named random stream the project creates is a CPU
+``torch.Generator`` (`pipelines.runtime.seeded_rng`, `Oracle.sample`, the oracle
+stage), and ``rng=None`` means torch's global *CPU* generator, so every seeded draw is
+made by the CPU and the same seed gives the same numbers on every device: the oracle's
+data, mini-batch orders, samples and rollouts do not depend on whether the models live
+on the CPU or on a GPU. Drawing on the generator's device also means a generator and a
+tensor on different devices can never meet inside a torch call (PyTorch refuses a CUDA
+generator for a CPU draw and vice versa), whatever generator a caller passes.
+
+The cost on a GPU is one host-to-device copy per draw, so the hot paths draw in bulk:
+`LSTMLanguageModel.sample` draws the uniforms of all its steps at once and `rollout`
+those of all its completions, one copy each instead of one per token. On the CPU the
+draws are the same calls as before, so seeded CPU results are unchanged.
+
+What does not go through here: dropout (``nn.Dropout`` in the discriminator) draws from
+torch's global generator of the device it runs on, seeded by ``torch.manual_seed`` (which
+seeds the CPU and every CUDA device; each stage calls it with the training seed); its
+state is the ``torch_rng`` part of a checkpoint. `tests/test_rng_rule.py` checks that no
+other module of seqgan_core or pipelines calls a torch random function itself.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+_CPU = torch.device("cpu")
+
+
+def generator(seed: int) -> torch.Generator:
+    """A CPU generator seeded with ``seed``: what every named stream is."""
+    return torch.Generator().manual_seed(seed)
+
+
+def draw_device(rng: torch.Generator | None) -> torch.device:
+    """Where a draw from ``rng`` is made: its own device; the CPU for the global generator."""
+    return _CPU if rng is None else rng.device
+
+
+def _to(x: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
+    return x if device is None else x.to(device)
+
+
+def uniform(shape: Sequence[int], rng: torch.Generator | None = None, *,
+            device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """U[0, 1) variates of ``shape`` (``torch.rand``), drawn from ``rng`` and moved to ``device``."""
+    return _to(torch.rand(tuple(shape), generator=rng, device=draw_device(rng), dtype=dtype), device)
+
+
+def randint(high: int, shape: Sequence[int], rng: torch.Generator | None = None, *,
+            low: int = 0, device: torch.device | str | None = None) -> torch.Tensor:
+    """Integers in [low, high) (``torch.randint``), drawn from ``rng`` and moved to ``device``."""
+    return _to(torch.randint(low, high, tuple(shape), generator=rng, device=draw_device(rng)), device)
+
+
+def randperm(n: int, rng: torch.Generator | None = None, *,
+             device: torch.device | str | None = None) -> torch.Tensor:
+    """A random permutation of 0..n-1 (``torch.randperm``), drawn from ``rng`` and moved to ``device``."""
+    return _to(torch.randperm(n, generator=rng, device=draw_device(rng)), device)
+
+
+@torch.no_grad()
+def normal_(tensor: torch.Tensor, mean: float = 0.0, std: float = 1.0,
+            rng: torch.Generator | None = None) -> torch.Tensor:
+    """Fill ``tensor`` in place with N(mean, std^2) variates drawn from ``rng``."""
+    where = draw_device(rng)
+    if tensor.device == where:
+        return tensor.normal_(mean, std, generator=rng)
+    drawn = torch.empty(tensor.shape, dtype=tensor.dtype, device=where).normal_(mean, std, generator=rng)
+    return tensor.copy_(drawn)
