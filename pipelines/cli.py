@@ -27,9 +27,18 @@ def cmd_stages(args: argparse.Namespace) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
+    from mlflow.exceptions import MlflowException
+
     from .registry import generate
 
-    for line in generate(args.model, args.n, temperature=args.temperature, seed=args.seed, prefix=args.prefix):
+    try:
+        lines = generate(args.model, args.n, temperature=args.temperature, seed=args.seed, prefix=args.prefix)
+    except MlflowException as exc:  # an unknown name, version or alias: MLflow's message names it
+        raise UsageError(f"cannot load {args.model}: {exc.message.splitlines()[0]} (list the registered versions "
+                         "with `mlflow ui`, or give models:/NAME/VERSION or models:/NAME@ALIAS)") from None
+    except ValueError as exc:  # the model refused the request (a bad prefix, n, temperature)
+        raise UsageError(str(exc)) from None
+    for line in lines:
         print(line)
 
 
@@ -45,6 +54,23 @@ def cmd_rollback(args: argparse.Namespace) -> None:
 
     rollback(args.model, args.version, reason=args.reason)
     print(f"{args.model}@champion -> version {args.version}")
+
+
+class UsageError(RuntimeError):
+    """A command cannot do what was asked: the message names the cause and the fix."""
+
+
+def _bounded(kind: type, low: float, what: str):
+    """An argparse type: a number of `kind` at least `low`, refused with a message otherwise."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not value >= low or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="sample from a registered generator")
     p.add_argument("--model", required=True, help="e.g. models:/seqgan-generator@champion")
-    p.add_argument("-n", type=int, default=10)
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("-n", type=_bounded(int, 1, "a whole number >= 1"), default=10)
+    p.add_argument("--temperature", type=_bounded(float, 1e-6, "a finite number > 0"), default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prefix", default=None, help="fixed start: token ids (synthetic) or text (corpora)")
     p.set_defaults(func=cmd_generate)
@@ -93,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except ParamsError as exc:
+    except (ParamsError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
 

@@ -33,7 +33,8 @@ class ParamsError(ValueError):
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # allow_inf_nan=False: YAML's .inf and .nan are floats, and `lr: .inf` would pass `gt=0`.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 ORACLE_WEIGHTS_DIR = "data/oracle"  # a dependency of the `oracle` stage in dvc.yaml
@@ -158,6 +159,8 @@ class AdversarialParams(Section):
     baseline: Literal["none", "batch_mean"]
     lr: PositiveFloat
     grad_clip: Annotated[float, Field(ge=0)]
+    max_abs_weight: PositiveFloat = Field(
+        description="the stage stops (TrainingDiverged) when a generator weight's |w| exceeds this after a batch")
     d_steps: NonNegativeInt
     d_epochs: PositiveInt
     d_negatives: PositiveInt
@@ -190,6 +193,7 @@ class PromotionParams(Section):
     """The registry gate: a challenger replaces the champion only if it is better by a margin."""
 
     synthetic_margin: Annotated[float, Field(ge=0, description="NLL-oracle must drop by more than this (nats)")]
+    synthetic_nll_test_tolerance: Annotated[float, Field(ge=0, description="NLL-test may rise by at most this (nats)")]
     real_bleu_order: Annotated[int, Field(ge=1, le=5)]
     real_margin: Annotated[float, Field(ge=0, description="BLEU must rise by more than this")]
     real_nll_test_tolerance: Annotated[float, Field(ge=0, description="NLL-test may rise by at most this (nats)")]
@@ -268,17 +272,54 @@ def parse_params(raw: object, source: str = str(PARAMS_FILE)) -> Params:
         raise ParamsError(f"{source} is invalid ({exc.error_count()} problem(s)):\n{lines}") from None
 
 
+def _read_yaml(text: str, source: str) -> object:
+    """`yaml.safe_load` that also refuses a key given twice in one mapping: YAML keeps the
+    last one silently, and DVC refuses to read such a params file."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:  # an empty file
+            return None
+        _refuse_duplicate_keys(node, source)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{source} is not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+def _refuse_duplicate_keys(node: yaml.Node, source: str, prefix: str = "", seen: set[int] | None = None) -> None:
+    """ParamsError naming the first key that appears twice in one mapping (dotted, as the
+    schema's errors name keys) and both of its lines."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:  # an alias: already checked (and YAML allows recursive ones)
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, source, f"{prefix}{index}.", seen)
+    elif isinstance(node, yaml.MappingNode):
+        first_line: dict[tuple[str, str], int] = {}
+        for key, value in node.value:
+            name, line = (key.tag, str(key.value)), key.start_mark.line + 1  # tags are resolved: 1 is not '1'
+            if name in first_line:
+                raise ParamsError(
+                    f"{source}: key {prefix}{key.value} appears twice (lines {first_line[name]} and {line}); "
+                    "YAML would silently keep the last one and DVC refuses the file: delete one of them"
+                )
+            first_line[name] = line
+            _refuse_duplicate_keys(value, source, f"{prefix}{key.value}.", seen)
+
+
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ParamsError(
             f"{path} not found: run from the repository root, or restore it with `seqgan profile small`"
         ) from None
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path} is not valid YAML: {exc}") from None
-    return parse_params(raw, str(path))
+    return parse_params(_read_yaml(text, str(path)), str(path))
 
 
 def apply_profile(name: str, seed: int | None = None, profiles: Path = PROFILES_DIR,
@@ -295,6 +336,7 @@ def apply_profile(name: str, seed: int | None = None, profiles: Path = PROFILES_
         text, found = re.subn(r"^seed: *\S+", f"seed: {int(seed)}", text, count=1, flags=re.M)
         if not found:
             raise ParamsError(f"{source} has no top-level `seed:` line to set")
-    parse_params(yaml.safe_load(text), f"{source}{'' if seed is None else f' with seed {seed}'}")
+    described = f"{source}{'' if seed is None else f' with seed {seed}'}"
+    parse_params(_read_yaml(text, described), described)
     target.write_text(text, encoding="utf-8")
     return source

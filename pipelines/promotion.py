@@ -7,11 +7,13 @@ from .config import Params, load_params
 
 
 def gate_rule(params: Params, experiment: str) -> dict[str, Any]:
-    """Synthetic: lower NLL-oracle wins. Real data: higher BLEU-n wins, provided NLL-test
-    is not worse by more than a tolerance (BLEU alone rewards mode collapse)."""
+    """Synthetic: lower NLL-oracle wins. Real data: higher BLEU-n wins. Both provided NLL-test
+    is not worse by more than a tolerance: NLL-oracle and BLEU alone reward mode collapse
+    (a generator that repeats one likely loop scores well on both)."""
     p = params.promotion
     if experiment == "synthetic":
-        return {"metric": "nll_oracle", "higher_is_better": False, "margin": p.synthetic_margin}
+        return {"metric": "nll_oracle", "higher_is_better": False, "margin": p.synthetic_margin,
+                "guard_metric": "nll_test", "guard_tolerance": p.synthetic_nll_test_tolerance}
     return {
         "metric": f"bleu{p.real_bleu_order}", "higher_is_better": True, "margin": p.real_margin,
         "guard_metric": "nll_test", "guard_tolerance": p.real_nll_test_tolerance,

@@ -51,6 +51,9 @@ MODEL_ARTIFACT = "generator"  # name of the logged model (under the run's output
 METRIC_TAG_PREFIX = "metric."  # metrics are version tags "metric.<name>" = repr(float)
 DATA_VERSION_TAG = "data_version"
 EXPERIMENT_KIND_TAG = "experiment_kind"
+# NLL of uniformly random tokens, ln(vocab): a generator whose NLL-test is above it has
+# learnt less than nothing (diverged), whatever its NLL-oracle or BLEU say.
+UNIFORM_NLL_METRIC = "nll_test_uniform"
 LOCK_ENV = "SEQGAN_REGISTRY_LOCK"
 MAX_SAMPLES_PER_ROW = 100_000  # a guard for the serving endpoint: n is per input row
 
@@ -175,13 +178,6 @@ def generator_model_class() -> type:
     if _generator_model_class is None:
         _generator_model_class = _build_generator_model_class()
     return _generator_model_class
-
-
-def __getattr__(name: str) -> Any:
-    # `from pipelines.registry import GeneratorModel` works, and only then imports mlflow.
-    if name == "GeneratorModel":
-        return generator_model_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def model_signature() -> "ModelSignature":
@@ -432,6 +428,12 @@ def _decide(
         return False, f"candidate v{candidate.version} has no finite {metric} ({_fmt(cand)}): a failed evaluation is never promoted"
     if guard_metric is not None and not _finite(_metric(candidate, guard_metric)):
         return False, f"candidate v{candidate.version} has no finite guard metric {guard_metric} ({_fmt(_metric(candidate, guard_metric))})"
+    nll_test, uniform = _metric(candidate, "nll_test"), _metric(candidate, UNIFORM_NLL_METRIC)
+    if _finite(uniform) and _finite(nll_test) and nll_test > uniform:
+        return False, (
+            f"candidate v{candidate.version} has NLL-test {_fmt(nll_test)}, worse than uniform tokens "
+            f"({_fmt(uniform)} = ln vocab): a diverged or collapsed generator is never promoted, not even as the first"
+        )
     if champion is None:
         return True, "no champion yet: the first evaluated model becomes champion"
     cand_data, champ_data = candidate.tags.get(DATA_VERSION_TAG), champion.tags.get(DATA_VERSION_TAG)

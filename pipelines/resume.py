@@ -18,6 +18,10 @@ import torch
 
 from .runtime import save_torch
 
+# The checkpointer of the stage running in this process (a stage has at most one), so that
+# an error that stops the stage can say truthfully what the next run resumes from.
+_current: Checkpointer | None = None
+
 
 def fingerprint(*parts: Any, files: list[Path] = ()) -> str:
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
@@ -26,28 +30,76 @@ def fingerprint(*parts: Any, files: list[Path] = ()) -> str:
     return digest.hexdigest()[:16]
 
 
+def cuda_rng_states() -> list[torch.Tensor]:
+    """The random state of every CUDA device (dropout on the GPU), once this process has used
+    CUDA. Before that there is none to keep: no CUDA draw has moved them from what
+    `torch.manual_seed` set, and asking would start CUDA for a run that never uses it."""
+    return torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+
+
+def what_is_kept() -> str:
+    """For an error that stops a stage, a sentence: the resume point this run left on disk,
+    or that there is none (stages without checkpoints have none)."""
+    if _current is None or _current.step is None or not _current.path.exists():
+        return "No checkpoint was saved yet; the next run starts from the beginning."
+    return (f"Resume point {_current.path} (after step {_current.step}) is kept: a re-run with the same "
+            "params and inputs resumes from it, one with changed params starts afresh.")
+
+
 class Checkpointer:
     def __init__(self, path: Path, key: str) -> None:
+        global _current
         self.path, self.key = path, key
+        self.step: int | None = None  # the step of this run's checkpoint on disk, once restored or saved
+        _current = self
 
     def load(self) -> dict[str, Any] | None:
         if not self.path.exists():
             return None
-        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        state = self._read()
+        if state is None:
+            return None
         if state.get("key") != self.key:
             print(f"note: ignoring {self.path}: it belongs to other params or inputs", file=sys.stderr)
+            return None
+        saved, here = len(state.get("cuda_rng", [])), torch.cuda.device_count()
+        if saved and saved != here:  # another machine: its CUDA random streams cannot be continued here
+            print(f"note: ignoring {self.path}: it was saved with {saved} CUDA device(s) and this machine has "
+                  f"{here}, so its random states cannot be restored; starting afresh", file=sys.stderr)
             return None
         print(f"note: resuming from {self.path} (step {state['step']})", file=sys.stderr)
         return state
 
+    def _read(self) -> dict[str, Any] | None:
+        """The checkpoint's contents; a file that cannot be read (truncated, damaged, or holding
+        more than tensors and plain data) is moved aside, so it does not fail every later run."""
+        try:
+            # weights_only: unpickling anything else could run code from a file in the workspace.
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a damaged file fails in many ways: EOFError, OSError, RuntimeError, KeyError...
+            first_line = str(exc).split("\n")[0][:200]  # torch's messages run on for paragraphs
+            problem = f"{type(exc).__name__}: {first_line}"
+        else:
+            if isinstance(state, dict) and {"key", "step", "history"} <= state.keys():
+                return state
+            problem = "not a training checkpoint"
+        aside = self.path.with_name(f"{self.path.name}.corrupt")
+        self.path.replace(aside)  # replaces an older one: only the latest is worth a look
+        print(f"note: {self.path} cannot be read ({problem}); moved it to {aside}, and this stage "
+              "starts afresh", file=sys.stderr)
+        return None
+
     def save(self, step: int, history: list[dict], objects: Mapping[str, Any], rngs: Mapping[str, torch.Generator]) -> None:
         """Save after `step`: the `state_dict` of each of `objects` (models, optimisers), the
-        state of each random stream in `rngs` and of torch's global one (dropout), the history."""
+        state of each random stream in `rngs`, of torch's global one (dropout) and of every
+        CUDA device's, the history."""
         save_torch(self.path, {
-            "key": self.key, "step": step, "history": history, "torch_rng": torch.get_rng_state(),
+            "key": self.key, "step": step, "history": history,
+            "torch_rng": torch.get_rng_state(), "cuda_rng": cuda_rng_states(),
             **{name: obj.state_dict() for name, obj in objects.items()},
             **{name: rng.get_state() for name, rng in rngs.items()},
         })
+        self.step = step
 
     def restore(self, objects: Mapping[str, Any], rngs: Mapping[str, torch.Generator]) -> tuple[int, list[dict]] | None:
         """Load a matching checkpoint into `objects` and `rngs` (the same names as `save`);
@@ -60,7 +112,10 @@ class Checkpointer:
         for name, rng in rngs.items():
             rng.set_state(state[name])
         torch.set_rng_state(state["torch_rng"])
+        torch.cuda.set_rng_state_all(state.get("cuda_rng", []))  # `load` checked the device count
+        self.step = state["step"]
         return state["step"], state["history"]
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+        self.step = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -30,6 +31,7 @@ from .stage_graph import PIPELINE_FILES
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 PIPELINE_KEY_TAG = "seqgan.pipeline_key"
+HOST_TAG, PID_TAG = "seqgan.host", "seqgan.pid"  # which process owns a RUNNING run
 METRIC_BUFFER = 500  # flushed with one log_batch call: each single log_metric costs ~20 ms
 
 
@@ -155,6 +157,39 @@ class StageTracker:
         self.client.set_terminated(self.parent_run_id, "FINISHED")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def close_abandoned_runs(mlflow_client: "MlflowClient", experiment_id: str, dvc_stage: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of `dvc_stage` whose process (on this host) is gone.
+
+    A stage killed by SIGKILL (or the OOM killer, or a lost node) cannot close its own run;
+    the next run of the same stage does it, so MLflow never shows a dead run as RUNNING.
+    Runs of other hosts are left alone: their process cannot be checked from here."""
+    found = mlflow_client.search_runs(
+        [experiment_id], filter_string=f"tags.`seqgan.dvc_stage` = '{dvc_stage}' and attributes.status = 'RUNNING'",
+    )
+    closed = []
+    for run in found:
+        tags = run.data.tags
+        if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
+            continue
+        pid = int(tags[PID_TAG])
+        if pid == os.getpid() or _alive(pid):
+            continue
+        mlflow_client.set_tag(run.info.run_id, "seqgan.error", f"process {pid} ended without closing its run (killed)")
+        mlflow_client.set_terminated(run.info.run_id, "KILLED")
+        closed.append(run.info.run_id)
+    return closed
+
+
 @contextmanager
 def stage_run(ctx: "StageContext") -> Iterator[StageTracker]:
     """A nested run for one stage under its experiment's parent run for this pipeline run."""
@@ -162,16 +197,20 @@ def stage_run(ctx: "StageContext") -> Iterator[StageTracker]:
     experiment_id = _experiment_id(mlflow_client, experiment_name(ctx))
     params = flatten(ctx.params.model_dump())
     parent_id = _parent_run(mlflow_client, experiment_id, pipeline_key(ctx.pipeline), params, ctx.pipeline)
+    dvc_stage = f"{ctx.name}@{ctx.experiment}" if ctx.name not in ("oracle", "preprocess") else ctx.name
+    close_abandoned_runs(mlflow_client, experiment_id, dvc_stage)
     run = mlflow_client.create_run(
         experiment_id,
         run_name=ctx.name,
         tags={
             "mlflow.parentRunId": parent_id,
             "seqgan.stage": ctx.name,
-            "seqgan.dvc_stage": f"{ctx.name}@{ctx.experiment}" if ctx.name not in ("oracle", "preprocess") else ctx.name,
+            "seqgan.dvc_stage": dvc_stage,
             "seqgan.experiment": ctx.experiment,
             "mlflow.source.git.commit": git_revision(),
             "seqgan.device": str(ctx.device),
+            HOST_TAG: socket.gethostname(),
+            PID_TAG: str(os.getpid()),
         },
     )
     with _finished_or_failed(mlflow_client, run.info.run_id, parent_id, params) as tracker:

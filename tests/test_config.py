@@ -105,3 +105,77 @@ def test_every_method_is_compared_by_default() -> None:
 def test_missing_file_says_how_to_restore(tmp_path: Path) -> None:
     with pytest.raises(ParamsError, match="seqgan profile small"):
         load_params(tmp_path / "params.yaml")
+
+
+def small_text_with(tmp_path: Path, old: str, new: str) -> Path:
+    """profiles/small.yaml with the first occurrence of `old` replaced by `new`, written to tmp_path."""
+    text = (ROOT / "profiles/small.yaml").read_text()
+    assert old in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize("section, key", [("adversarial", "lr"), ("pretrain_generator", "grad_clip"),
+                                          ("discriminator", "dropout"), ("promotion", "synthetic_margin")])
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), float("-inf")])
+def test_non_finite_floats_are_refused_naming_the_key(section: str, key: str, value: float) -> None:
+    # Before: inf passed every lower bound (`lr: .inf` was "ok"); nan and -inf failed with
+    # "should be greater than 0", which hides what is wrong.
+    raw = small()
+    raw[section][key] = value
+    message = str(pytest.raises(ParamsError, parse_params, raw).value)
+    assert f"{section}.{key}: value {value!r} is not allowed: Input should be a finite number" in message
+
+
+def test_non_finite_float_fails_params_check(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from pipelines.cli import main
+
+    path = small_text_with(tmp_path, "| batch_mean\n  lr: 0.01\n", "| batch_mean\n  lr: .inf\n")
+    with pytest.raises(SystemExit):
+        main(["params", "check", "--file", str(path)])
+    assert "adversarial.lr: value inf is not allowed: Input should be a finite number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key, context, line, repeat", [
+    ("adversarial.lr", "| batch_mean\n", "  lr: 0.01\n", "  lr: 1.0e+8\n"),
+    ("seed", "# Every key is required; `seqgan params check` validates this file.\n", "seed: 0\n", "seed: 1\n"),
+    ("adversarial.maligan.baseline", "prefix_drop", "    baseline: mean_weight", "\n    baseline: none"),
+])
+def test_duplicate_keys_are_refused_naming_key_and_lines(tmp_path: Path, key: str, context: str, line: str,
+                                                         repeat: str) -> None:
+    # The first `line` after `context` gets `repeat` (the same key) right after it, on the next line.
+    text = (ROOT / "profiles/small.yaml").read_text()
+    at = text.index(line, text.index(context))
+    path = tmp_path / "params.yaml"
+    path.write_text(text[: at + len(line)] + repeat + text[at + len(line):])
+    message = str(pytest.raises(ParamsError, load_params, path).value)  # before: loaded, the last value winning
+    first = text[:at].count("\n") + 1
+    assert f"{path}: key {key} appears twice (lines {first} and {first + 1})" in message
+    assert "delete one of them" in message
+
+
+def test_same_key_in_different_sections_is_fine() -> None:
+    # `lr` appears in three sections and `baseline` in two: only a repeat within one mapping is refused.
+    assert load_params(ROOT / "profiles/small.yaml").adversarial.lr == 0.01
+
+
+def test_profile_with_a_duplicate_key_changes_nothing(tmp_path: Path) -> None:
+    from pipelines.config import apply_profile
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    text = (ROOT / "profiles/small.yaml").read_text()
+    (profiles / "twice.yaml").write_text(text.replace("seed: 0\n", "seed: 0\nseed: 7\n", 1))
+    target = tmp_path / "params.yaml"
+    target.write_text("untouched\n")
+    with pytest.raises(ParamsError, match=r"twice.yaml with seed 3: key seed appears twice \(lines"):
+        apply_profile("twice", seed=3, profiles=profiles, target=target)
+    assert target.read_text() == "untouched\n"
+
+
+def test_invalid_yaml_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: [0\n")
+    with pytest.raises(ParamsError, match=f"{path} is not valid YAML"):
+        load_params(path)

@@ -10,6 +10,7 @@ Each gate test uses its own registered model name, so champions never leak betwe
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from conftest import REPO_ROOT
 
 from pipelines import registry
 from seqgan_core import Generator
@@ -463,3 +466,24 @@ def test_rollback_sets_champion_and_records_it(store):
     with pytest.raises(mlflow.exceptions.MlflowException):
         registry.rollback(name, "999")
     assert champion(store, name) == v2
+
+
+def test_a_collapsed_synthetic_generator_is_not_promoted(store):
+    """The issue's diverged run (adversarial.lr 1e8): samples loop one token, NLL-oracle
+    *drops* (3.54 against a normal 4.30) while NLL-test explodes (4.15e9). The synthetic
+    rule holds NLL-test within its tolerance, and an NLL-test above uniform's ln(V) is
+    refused even with no champion to compare with."""
+    from pipelines.config import load_params
+    from pipelines.promotion import gate_rule
+
+    rule = gate_rule(load_params(REPO_ROOT / "params.yaml"), "synthetic")
+    assert rule["guard_metric"] == "nll_test"
+    name = "g-collapse"
+    uniform = {"nll_test_uniform": math.log(2000)}
+    first = registry.promote(name, make_version(store, name, nll_oracle=3.54, nll_test=4.15e9, **uniform), **rule)
+    assert not first.promoted and "worse than uniform tokens" in first.reason
+    normal = make_version(store, name, nll_oracle=4.30, nll_test=4.40, **uniform)
+    assert registry.promote(name, normal, **rule).promoted
+    sharper = registry.promote(name, make_version(store, name, nll_oracle=3.9, nll_test=5.0, **uniform), **rule)
+    assert not sharper.promoted and "guard nll_test" in sharper.reason
+    assert champion(store, name) == normal

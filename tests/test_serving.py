@@ -44,6 +44,19 @@ def test_generate_prints_n_sequences_reproducibly(pipeline_repo: Path) -> None:
     assert again.stdout == first.stdout
 
 
+@pytest.mark.parametrize("args, cause", [
+    (("--model", "models:/no-such-model@champion"), "cannot load models:/no-such-model@champion"),
+    (("--model", URI, "-n", "-5"), "'-5' is not a whole number >= 1"),
+    (("--model", URI, "-n", "2.7"), "'2.7' is not a whole number >= 1"),
+    (("--model", URI, "--temperature", "0"), "'0' is not a finite number > 0"),
+    (("--model", URI, "--prefix", "5 99999"), "outside the vocabulary"),
+])
+def test_generate_names_a_bad_request_without_a_traceback(pipeline_repo: Path, args, cause) -> None:
+    result = seqgan(pipeline_repo, "generate", *args)
+    assert result.returncode != 0 and cause in result.stderr, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+
+
 def test_mlflow_models_serve_answers_invocations(pipeline_repo: Path, tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"

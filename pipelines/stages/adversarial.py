@@ -32,11 +32,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from seqgan_core import DelayedPolicy, Discriminator, Generator
+from seqgan_core import DelayedPolicy, Discriminator, Generator, randomness
 from seqgan_core.bleu import BLEUReward
 from seqgan_core.corpus import EOS_ID
-from seqgan_core.train import (adam, discriminator_round, maligan_generator_step, mixed_mle_prefix_length, mle_step,
-                               scheduled_sampling_step, seqgan_generator_step, teacher_forcing_probability)
+from seqgan_core.train import (adam, check_weights_bounded, discriminator_round, maligan_generator_step,
+                               mixed_mle_prefix_length, mle_step, scheduled_sampling_step, seqgan_generator_step,
+                               teacher_forcing_probability)
 
 from ..config import ADVERSARIAL_METHODS
 from ..plots import plot_curves, write_csv
@@ -81,7 +82,7 @@ def generator_update(
     a = ctx.params.adversarial
 
     def real_batch(n: int) -> torch.Tensor:
-        rows = torch.randint(len(dataset.train), (n,), generator=rng, device=rng.device).cpu()
+        rows = randomness.randint(len(dataset.train), (n,), rng, device="cpu")
         return dataset.train[rows].to(generator.device)
 
     def policy_gradient(reward, n_rollouts: int) -> GeneratorUpdate:
@@ -113,7 +114,7 @@ def generator_update(
         # References: a fixed, seeded share of the training data (the authors: a random 40%).
         n = len(dataset.train)
         references_rng = seeded_rng(ctx.device, ctx.params.seed, "adversarial", "pg_bleu_references")
-        share = torch.randperm(n, generator=references_rng, device=rng.device).cpu()
+        share = randomness.randperm(n, references_rng, device="cpu")
         references = dataset.train[share[: max(1, round(a.pg_bleu.reference_fraction * n))]]
         reward = BLEUReward(references, a.pg_bleu.order, eos_id=EOS_ID if dataset.vocab is not None else None)
         return policy_gradient(reward, a.pg_bleu.n_rollouts)
@@ -167,6 +168,9 @@ def train(ctx: StageContext, dataset: Dataset, method: str, outputs: Outputs) ->
     for batch in progress:
         for _ in range(a.g_steps):
             row = update(batch)
+        # An exploding generator keeps every loss finite: stop it before it is checkpointed or saved.
+        check_weights_bounded(generator, a.max_abs_weight, advice="Lower adversarial.lr, or raise "
+                              "adversarial.max_abs_weight if weights this large are intended.")
         if policy is not None:
             policy.update(generator)
         for _ in range(a.d_steps if trains_discriminator else 0):

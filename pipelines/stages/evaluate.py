@@ -8,6 +8,8 @@ the settings that produced it.
 """
 from __future__ import annotations
 
+import math
+
 from ..plots import plot_curves, read_csv
 from ..runtime import Dataset, experiment_arg, load_dataset, load_generator, run_main, stage, write_json, write_text
 from ..scoring import final_scores, score_settings
@@ -58,13 +60,15 @@ def main() -> None:
         ctx.tracker.log_artifact(samples_md, "samples")
         ctx.tracker.set_tags({"seqgan.data_version": dataset.fingerprint}, parent=True)
 
-        from ..registry import register_generator
+        from ..registry import UNIFORM_NLL_METRIC, register_generator
 
         version = register_generator(
             run_id=ctx.tracker.parent_run_id, model_name=ctx.params.model_name(experiment),
             checkpoint=ctx.paths.models / GENERATORS["adversarial"],
             vocab=ctx.paths.data / "vocab.json" if dataset.vocab is not None else None,
-            tokenizer=dataset.tokenizer, metrics=results["adversarial"], data_version=dataset.fingerprint,
+            tokenizer=dataset.tokenizer,
+            metrics={**results["adversarial"], UNIFORM_NLL_METRIC: math.log(dataset.vocab_size)},
+            data_version=dataset.fingerprint,
             experiment_kind=experiment,
         )
         write_json(ctx.paths.reports / "registry.json", {"model": ctx.params.model_name(experiment), "version": version,
