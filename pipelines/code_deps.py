@@ -3,9 +3,8 @@
 A stage's results depend on every project module its command imports, directly or not,
 at module level or inside a function (mlflow-style lazy imports count). Importing a
 module also runs its packages' `__init__.py`. dvc.yaml keeps the list by hand, so that
-the stage graph stays readable in one file; `tests/test_code_deps.py` and
-`seqgan stages --check-deps` compare the two, so a stage cannot silently miss a module
-and report stale results after a code change.
+the stage graph stays readable in one file; `tests/test_code_deps.py` compares the two,
+so a stage cannot silently miss a module and report stale results after a code change.
 """
 from __future__ import annotations
 

@@ -225,16 +225,15 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
-def seeded_rng(device: torch.device, seed: int, *stream: str) -> torch.Generator:
+def seeded_rng(seed: int, *stream: str) -> torch.Generator:
     """A generator for one named random stream: adding a stream never shifts another's draws.
 
-    Always a CPU generator, whatever ``device`` the models run on (the argument is kept for
-    the callers and ignored): every seeded draw is made by the CPU and moved to the device
-    (`seqgan_core.randomness`), so the same seeds give the same draws on any device, and a
-    CUDA generator never meets a CPU draw. Dropout is the exception: it draws from torch's
-    global generator of its device, seeded by `torch.manual_seed` in `stage`.
+    Always a CPU generator, whatever device the models run on: every seeded draw is made by
+    the CPU and moved to the device (`seqgan_core.randomness`), so the same seeds give the
+    same draws on any device, and a CUDA generator never meets a CPU draw. Dropout is the
+    exception: it draws from torch's global generator of its device, seeded by
+    `torch.manual_seed` in `stage`.
     """
-    del device
     # A hash of the whole name: the stream names of one stage share a long common prefix.
     digest = hashlib.sha256(repr((seed, *stream)).encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") % (2**63))
@@ -251,7 +250,7 @@ class StageContext:
     tracker: Any = field(default=None)
 
     def rng(self, *stream: str) -> torch.Generator:
-        return seeded_rng(self.device, self.params.seed, self.name, *stream)
+        return seeded_rng(self.params.seed, self.name, *stream)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -80,18 +80,23 @@ def test_no_random_draw_outside_the_helper_module() -> None:
 
 @pytest.mark.parametrize("device", ["cpu", "cuda", "cuda:1", "meta"])
 def test_every_named_stream_is_a_cpu_generator(device: str) -> None:
-    from pipelines.runtime import seeded_rng
+    """A stage's streams (`StageContext.rng`) are CPU generators with the same numbers
+    whatever device its models run on."""
+    from pipelines.config import load_params
+    from pipelines.runtime import ExperimentPaths, StageContext
 
-    rng = seeded_rng(torch.device(device), 7, "stage", "batches")
+    params = load_params(REPO_ROOT / "params.yaml")
+    on_device, on_cpu = (StageContext("stage", "synthetic", params, torch.device(d), ExperimentPaths("synthetic"))
+                         for d in (device, "cpu"))
+    rng = on_device.rng("batches")
     assert rng.device == torch.device("cpu")
-    cpu = seeded_rng(torch.device("cpu"), 7, "stage", "batches")
-    assert torch.equal(torch.rand(5, generator=rng), torch.rand(5, generator=cpu))
+    assert torch.equal(torch.rand(5, generator=rng), torch.rand(5, generator=on_cpu.rng("batches")))
 
 
 def test_named_streams_of_one_stage_differ() -> None:
     from pipelines.runtime import seeded_rng
 
-    a, b = (torch.rand(4, generator=seeded_rng(torch.device("cpu"), 0, "adversarial", name)) for name in ("batches", "eval"))
+    a, b = (torch.rand(4, generator=seeded_rng(0, "adversarial", name)) for name in ("batches", "eval"))
     assert not torch.equal(a, b)
 
 

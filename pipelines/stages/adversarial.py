@@ -113,7 +113,7 @@ def generator_update(
     if method == "pg_bleu":
         # References: a fixed, seeded share of the training data (the authors: a random 40%).
         n = len(dataset.train)
-        references_rng = seeded_rng(ctx.device, ctx.params.seed, "adversarial", "pg_bleu_references")
+        references_rng = seeded_rng(ctx.params.seed, "adversarial", "pg_bleu_references")
         share = randomness.randperm(n, references_rng, device="cpu")
         references = dataset.train[share[: max(1, round(a.pg_bleu.reference_fraction * n))]]
         reward = BLEUReward(references, a.pg_bleu.order, eos_id=EOS_ID if dataset.vocab is not None else None)
@@ -137,7 +137,7 @@ def train(ctx: StageContext, dataset: Dataset, method: str, outputs: Outputs) ->
     ctx.tracker.set_tags({"seqgan.method": method})
     # Random streams named for this loop, not for the stage that runs it: the comparison's
     # row for a method repeats the pipeline's own run of it exactly.
-    rng, eval_rng = (seeded_rng(ctx.device, ctx.params.seed, "adversarial", stream) for stream in ("batches", "eval"))
+    rng, eval_rng = (seeded_rng(ctx.params.seed, "adversarial", stream) for stream in ("batches", "eval"))
     if method == "random":
         torch.manual_seed(ctx.params.seed)
         generator = build_generator(ctx.params, dataset).to(ctx.device)

@@ -41,7 +41,7 @@ def main() -> None:
         e = ctx.params.evaluate
         # Scored on evaluate's draw for the adversarial generator, so the row of the
         # pipeline's own method repeats evaluate's numbers exactly.
-        samples = generator.sample(e.nll_samples, rng=seeded_rng(ctx.device, ctx.params.seed, "evaluate", "adversarial"))
+        samples = generator.sample(e.nll_samples, rng=seeded_rng(ctx.params.seed, "evaluate", "adversarial"))
         validate_token_sequences(samples.cpu().numpy(), suite=f"generated_{args.method}", vocab_size=dataset.vocab_size,
                                  seq_len=dataset.seq_len, expected_rows=e.nll_samples)
         scores = final_scores(generator, dataset, samples, ctx.params)
