@@ -6,21 +6,23 @@ profile; `profiles/` holds the others), never here.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_type_hints
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+
+from seqgan_core.methods import METHODS as METHOD_TABLE
 
 PARAMS_FILE = Path("params.yaml")
 PROFILES_DIR = Path("profiles")
 EXPERIMENTS = ("synthetic", "real")
 Experiment = Literal["synthetic", "real"]
-# The rows of the papers' tables (SeqGAN Table 1 + MaliGAN); `random` is the untrained generator.
-Method = Literal["random", "mle", "scheduled_sampling", "pg_bleu", "seqgan", "maligan_basic", "maligan_full"]
-METHODS: tuple[str, ...] = get_args(Method)
-ADVERSARIAL_METHODS = ("seqgan", "maligan_basic", "maligan_full")  # the methods that train a discriminator
+# The values of `adversarial.method`: the method table of seqgan_core (its classes import torch).
+METHODS: tuple[str, ...] = tuple(METHOD_TABLE)
+Method = Literal[METHODS]  # type: ignore[valid-type]
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -123,31 +125,21 @@ class PretrainDiscriminatorParams(Section):
     lr: PositiveFloat
 
 
-class ScheduledSamplingParams(Section):
-    """Teacher-forcing probability max(floor, start - decay * batch) (the authors' baseline:
-    1.0, falling by 0.002 per epoch)."""
-
-    start: Probability
-    decay: Annotated[float, Field(ge=0, description="probability lost per adversarial batch")]
-    floor: Probability
-
-
-class PGBleuParams(Section):
-    """The authors' PG-BLEU baseline: SeqGAN's loop with a BLEU reward instead of D."""
-
-    order: Annotated[int, Field(ge=1, le=5, description="BLEU-n of the reward (the authors: 3)")]
-    reference_fraction: Annotated[float, Field(gt=0, le=1, description="share of the training data used as references (0.4)")]
-    n_rollouts: PositiveInt
+def section_from_settings(settings: type) -> type[Section]:
+    """The params section of a method's settings dataclass (`seqgan_core.methods`): the same
+    fields and types, each required, with the ranges the dataclass declares in its field
+    metadata as constraints. The dataclass is the one definition; this is its schema."""
+    hints = get_type_hints(settings)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(settings):
+        constraints = {k: v for k, v in f.metadata.items() if k in ("ge", "gt", "le", "lt")}
+        field = Field(description=f.metadata.get("description") or None, **constraints)
+        fields[f.name] = (Annotated[hints[f.name], field], ...)
+    return create_model(settings.__name__.removesuffix("Settings") + "Params", __base__=Section,
+                        __doc__=settings.__doc__, **fields)
 
 
-class MaliGANParams(Section):
-    completions: Annotated[int, Field(ge=2, description="maligan_full: samples per real prefix (m); the "
-                                                        "batch holds batch_size // m prefixes")]
-    prefix_drop: Annotated[int, Field(ge=1, description="maligan_full: the kept prefix N falls from T by this per batch (K)")]
-    baseline: Literal["mean_weight", "none"]
-
-
-class AdversarialParams(Section):
+class AdversarialCommonParams(Section):
     method: Method
     batches: PositiveInt
     g_steps: PositiveInt
@@ -167,18 +159,27 @@ class AdversarialParams(Section):
     eval_every: PositiveInt
     eval_samples: PositiveInt
     checkpoint_every: PositiveInt
-    scheduled_sampling: ScheduledSamplingParams
-    pg_bleu: PGBleuParams
-    maligan: MaliGANParams
 
-    @model_validator(mode="after")
-    def _completions_fit(self) -> "AdversarialParams":
-        if self.maligan.completions > self.batch_size:
-            raise ValueError(
-                f"maligan.completions = {self.maligan.completions} exceeds batch_size = {self.batch_size}; "
-                "a batch must hold at least one prefix's completions"
-            )
-        return self
+
+# One section per method settings class, named as the method table names it (two MaliGAN
+# variants share `maligan`).
+METHOD_SECTIONS: dict[str, type] = {cls.settings_key: cls.Settings for cls in METHOD_TABLE.values() if cls.Settings}
+
+
+@model_validator(mode="after")
+def _completions_fit(adversarial: Section) -> Section:
+    if adversarial.maligan.completions > adversarial.batch_size:
+        raise ValueError(
+            f"maligan.completions = {adversarial.maligan.completions} exceeds batch_size = {adversarial.batch_size}; "
+            "a batch must hold at least one prefix's completions"
+        )
+    return adversarial
+
+
+AdversarialParams = create_model(
+    "AdversarialParams", __base__=AdversarialCommonParams, __validators__={"completions_fit": _completions_fit},
+    **{key: (section_from_settings(settings), ...) for key, settings in METHOD_SECTIONS.items()},
+)
 
 
 class EvaluateParams(Section):

@@ -40,21 +40,18 @@ def train(out: Path, method: str = "seqgan"):
         return adversarial.train(ctx, dataset, method, outputs)
 
 
-def crash_at(monkeypatch: pytest.MonkeyPatch, batch_to_crash: int) -> None:
-    from pipelines.stages import adversarial
+def crash_at(monkeypatch: pytest.MonkeyPatch, batch_to_crash: int, method: str = "seqgan") -> None:
+    """Make `method`'s generator step raise Crash at adversarial batch `batch_to_crash`."""
+    from seqgan_core.methods import METHODS, AdversarialMethod
 
-    real = adversarial.generator_update
+    method_class = METHODS[method]
 
-    def crashing(*args, **kwargs):
-        update = real(*args, **kwargs)
+    def crashing(method: AdversarialMethod, batch: int, real=method_class.generator_step):
+        if batch == batch_to_crash:
+            raise Crash(f"killed at batch {batch}")
+        return real(method, batch)
 
-        def step(batch: int):
-            if batch == batch_to_crash:
-                raise Crash(f"killed at batch {batch}")
-            return update(batch)
-        return step
-
-    monkeypatch.setattr(adversarial, "generator_update", crashing)
+    monkeypatch.setattr(method_class, "generator_step", crashing)
 
 
 @pytest.mark.parametrize("method", ["seqgan", "maligan_full"])
@@ -65,7 +62,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(repo: Path, monkeypatch:
     assert not checkpoint.exists()  # a finished run clears its checkpoint
 
     with monkeypatch.context() as patch:
-        crash_at(patch, 3)  # the tiny profile checkpoints every 2 of its 4 batches
+        crash_at(patch, 3, method)  # the tiny profile checkpoints every 2 of its 4 batches
         with pytest.raises(Crash):
             train(repo / "resumed", method)
     assert torch.load(checkpoint, weights_only=True)["step"] == 2
@@ -193,7 +190,7 @@ def test_damaged_checkpoint_restarts_the_run_from_scratch(repo: Path, monkeypatc
     train(repo / "whole", "mle")
     checkpoint = repo / ".checkpoints/test/adversarial.pt"
     with monkeypatch.context() as patch:
-        crash_at(patch, 3)
+        crash_at(patch, 3, "mle")
         with pytest.raises(Crash):
             train(repo / "resumed", "mle")
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # e.g. a disk that filled up
@@ -206,21 +203,17 @@ def test_damaged_checkpoint_restarts_the_run_from_scratch(repo: Path, monkeypatc
 
 def diverge_at(monkeypatch: pytest.MonkeyPatch, batch_to_diverge: int) -> None:
     """Make the generator's loss NaN from adversarial batch `batch_to_diverge` on."""
-    from pipelines.stages import adversarial
+    from seqgan_core.methods import METHODS, AdversarialMethod
 
-    real = adversarial.generator_update
+    method_class = METHODS["mle"]
 
-    def diverging(method, ctx, dataset, generator, *args, **kwargs):
-        update = real(method, ctx, dataset, generator, *args, **kwargs)
+    def diverging(method: AdversarialMethod, batch: int, real=method_class.generator_step):
+        if batch == batch_to_diverge:
+            with torch.no_grad():
+                method.generator.b_out.fill_(float("nan"))
+        return real(method, batch)
 
-        def step(batch: int):
-            if batch == batch_to_diverge:
-                with torch.no_grad():
-                    generator.b_out.fill_(float("nan"))
-            return update(batch)
-        return step
-
-    monkeypatch.setattr(adversarial, "generator_update", diverging)
+    monkeypatch.setattr(method_class, "generator_step", diverging)
 
 
 @pytest.mark.parametrize("batch, kept", [

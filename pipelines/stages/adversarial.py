@@ -1,54 +1,33 @@
 """Stage `adversarial`: train the MLE-pretrained generator further by one of the papers'
-methods (`adversarial.method`; SeqGAN by default).
+methods (`adversarial.method`, a key of `seqgan_core.methods.METHODS`; SeqGAN by default).
 
-Each adversarial batch: `g_steps` generator updates by the method, an update of the
-delayed rollout policy if one is used, then, for the methods that have a discriminator
-(SeqGAN, MaliGAN), `d_steps` discriminator rounds on fresh negatives. Everything is
-logged per batch, so a run whose NLL-oracle rises can be diagnosed. Resumable from
-`.checkpoints/`.
-
-The methods (generator updates in seqgan_core.train), all with the same budget of
-`batches` x `g_steps` updates on batches of `batch_size` sequences:
-
-- `random`: no training; an untrained generator, the first row of the SeqGAN paper's table
-- `mle`: continued teacher-forced MLE on real batches
-- `scheduled_sampling`: MLE reading the model's own sample with a probability that grows
-  per batch (`scheduled_sampling`)
-- `pg_bleu`: SeqGAN's loop with BLEU against part of the training data as the reward (`pg_bleu`)
-- `seqgan`: policy gradient with Monte-Carlo rollout rewards from D
-- `maligan_basic`: importance weights D/(1-D) over a batch of samples
-- `maligan_full`: mixed MLE: real prefixes, `maligan.completions` samples each, the
-  prefix shrinking by `maligan.prefix_drop` per batch
+Each adversarial batch: `g_steps` generator updates by the method, the generator's weight
+check, then `d_steps` discriminator rounds for the methods that have a discriminator.
+Everything is logged per batch, so a run whose NLL-oracle rises can be diagnosed.
+Resumable from `.checkpoints/`: the checkpoint holds the models, whatever the method names
+in `stateful()` (optimisers, a delayed rollout policy) and the random streams.
 
 `train` is also what the method comparison (`pipelines.stages.compare`) runs, for every
 method, writing elsewhere.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from seqgan_core import DelayedPolicy, Discriminator, Generator, randomness
-from seqgan_core.bleu import BLEUReward
 from seqgan_core.corpus import EOS_ID
-from seqgan_core.train import (adam, check_weights_bounded, discriminator_round, maligan_generator_step,
-                               mixed_mle_prefix_length, mle_step, scheduled_sampling_step, seqgan_generator_step,
-                               teacher_forcing_probability)
+from seqgan_core.methods import METHODS, AdversarialMethod, Common
+from seqgan_core.train import check_weights_bounded
 
-from ..config import ADVERSARIAL_METHODS
 from ..plots import plot_curves, write_csv
 from ..resume import Checkpointer, fingerprint
 from ..runtime import (Dataset, ExperimentPaths, StageContext, build_discriminator, build_generator, experiment_arg,
                        generator_config, load_dataset, load_generator, load_model_state, run_main, save_model,
                        seeded_rng, stage, write_json)
 from ..scoring import nll_scores
-
-GeneratorUpdate = Callable[[int], dict[str, float]]  # adversarial batch index -> metrics
-
 
 @dataclass(frozen=True)
 class Outputs:
@@ -67,70 +46,21 @@ class Outputs:
                    paths.metrics / "adversarial.json", paths.checkpoints / "adversarial.pt")
 
 
-def generator_update(
-    method: str,
-    ctx: StageContext,
-    dataset: Dataset,
-    generator: Generator,
-    discriminator: Discriminator,
-    optimizer: torch.optim.Optimizer,
-    rollout_policy: Generator | None,
-    rng: torch.Generator,
-) -> GeneratorUpdate:
-    """The method's generator update, as a function of the adversarial batch's index
-    (the schedules of scheduled sampling and of MaliGAN's mixed MLE depend on it)."""
-    a = ctx.params.adversarial
-
-    def real_batch(n: int) -> torch.Tensor:
-        rows = randomness.randint(len(dataset.train), (n,), rng, device="cpu")
-        return dataset.train[rows].to(generator.device)
-
-    def policy_gradient(reward, n_rollouts: int) -> GeneratorUpdate:
-        return lambda batch: seqgan_generator_step(
-            generator, reward, optimizer, batch_size=a.batch_size, n_rollouts=n_rollouts,
-            rollout_policy=rollout_policy, reduction=a.pg_reduction,
-            baseline=None if a.baseline == "none" else a.baseline, grad_clip=a.grad_clip, rng=rng,
-        )
-
-    def maligan(prefixes: Callable[[int], torch.Tensor], completions: int) -> GeneratorUpdate:
-        return lambda batch: maligan_generator_step(
-            generator, discriminator, optimizer, prefixes(batch), completions=completions,
-            baseline=a.maligan.baseline == "mean_weight", grad_clip=a.grad_clip, rng=rng,
-        )
-
-    if method == "random":  # never called: `train` runs no batches for the untrained generator
-        return lambda batch: {}
-    if method == "mle":
-        return lambda batch: {"g_loss": mle_step(generator, optimizer, real_batch(a.batch_size), grad_clip=a.grad_clip)}
-    if method == "scheduled_sampling":
-        s = a.scheduled_sampling
-        return lambda batch: scheduled_sampling_step(
-            generator, optimizer, real_batch(a.batch_size),
-            teacher_forcing_probability(batch, start=s.start, decay=s.decay, floor=s.floor), grad_clip=a.grad_clip, rng=rng,
-        )
-    if method == "seqgan":
-        return policy_gradient(discriminator, a.n_rollouts)
-    if method == "pg_bleu":
-        # References: a fixed, seeded share of the training data (the authors: a random 40%).
-        n = len(dataset.train)
-        references_rng = seeded_rng(ctx.params.seed, "adversarial", "pg_bleu_references")
-        share = randomness.randperm(n, references_rng, device="cpu")
-        references = dataset.train[share[: max(1, round(a.pg_bleu.reference_fraction * n))]]
-        reward = BLEUReward(references, a.pg_bleu.order, eos_id=EOS_ID if dataset.vocab is not None else None)
-        return policy_gradient(reward, a.pg_bleu.n_rollouts)
-    if method == "maligan_basic":
-        no_prefix = torch.empty(1, 0, dtype=torch.long, device=generator.device)
-        return maligan(lambda batch: no_prefix, a.batch_size)
-    if method == "maligan_full":
-        m = a.maligan.completions
-        return maligan(
-            lambda batch: real_batch(a.batch_size // m)[:, : mixed_mle_prefix_length(batch, dataset.seq_len, a.maligan.prefix_drop)],
-            m,
-        )
-    raise ValueError(f"no generator update for method {method!r}")
+def build_method(name: str, ctx: StageContext, dataset: Dataset, generator: torch.nn.Module,
+                 discriminator: torch.nn.Module, rng: torch.Generator) -> AdversarialMethod:
+    """The method's object (`seqgan_core.methods.METHODS`) with its settings from params."""
+    a, d = ctx.params.adversarial, ctx.params.pretrain_discriminator
+    common = Common(batch_size=a.batch_size, lr=a.lr, grad_clip=a.grad_clip, n_rollouts=a.n_rollouts,
+                    rollout_policy=a.rollout_policy, rollout_rate=a.rollout_rate, pg_reduction=a.pg_reduction,
+                    baseline=a.baseline, d_lr=d.lr, d_batch_size=d.batch_size, d_epochs=a.d_epochs,
+                    d_negatives=a.d_negatives)
+    cls = METHODS[name]
+    settings = cls.Settings(**getattr(a, cls.settings_key).model_dump()) if cls.Settings else None
+    return cls(generator, discriminator, dataset.train, settings, common, rng,
+               eos_id=EOS_ID if dataset.vocab is not None else None)
 
 
-def train(ctx: StageContext, dataset: Dataset, method: str, outputs: Outputs) -> Generator:
+def train(ctx: StageContext, dataset: Dataset, method: str, outputs: Outputs) -> torch.nn.Module:
     """Run `method` from the pretrained models for `adversarial.batches` batches and write
     `outputs`; returns the trained generator."""
     a = ctx.params.adversarial
@@ -138,20 +68,16 @@ def train(ctx: StageContext, dataset: Dataset, method: str, outputs: Outputs) ->
     # Random streams named for this loop, not for the stage that runs it: the comparison's
     # row for a method repeats the pipeline's own run of it exactly.
     rng, eval_rng = (seeded_rng(ctx.params.seed, "adversarial", stream) for stream in ("batches", "eval"))
-    if method == "random":
+    untrained = METHODS[method].starts_untrained
+    if untrained:
         torch.manual_seed(ctx.params.seed)
         generator = build_generator(ctx.params, dataset).to(ctx.device)
     else:
         generator = load_generator(ctx.paths.models / "generator_mle.pt", ctx.device)
     discriminator = load_model_state(build_discriminator(ctx.params, dataset), ctx.paths.models / "discriminator_pre.pt")
     discriminator.to(ctx.device)
-    g_optimizer = adam(generator.parameters(), a.lr)
-    d_optimizer = adam(discriminator.parameters(), ctx.params.pretrain_discriminator.lr)
-    policy = DelayedPolicy(generator, a.rollout_rate) if a.rollout_policy == "delayed" and method in ("seqgan", "pg_bleu") else None
-    update = generator_update(method, ctx, dataset, generator, discriminator, g_optimizer,
-                              policy.model if policy else None, rng)
-    trains_discriminator = method in ADVERSARIAL_METHODS
-    batches = 0 if method == "random" else a.batches
+    trainer = build_method(method, ctx, dataset, generator, discriminator, rng)
+    batches = 0 if untrained else a.batches
 
     history: list[dict] = [{"batch": 0, **nll_scores(generator, dataset, a.eval_samples, eval_rng)}]
     checkpoints = Checkpointer(
@@ -159,24 +85,19 @@ def train(ctx: StageContext, dataset: Dataset, method: str, outputs: Outputs) ->
         fingerprint(ctx.params.seed, method, a.model_dump(), ctx.params.discriminator.model_dump(), dataset.fingerprint,
                     files=[ctx.paths.models / "generator_mle.pt", ctx.paths.models / "discriminator_pre.pt"]),
     )
-    objects = {"generator": generator, "discriminator": discriminator, "g_optimizer": g_optimizer,
-               "d_optimizer": d_optimizer, **({"policy": policy.model} if policy else {})}
+    objects = {"generator": generator, "discriminator": discriminator, **trainer.stateful()}
     rngs = {"rng": rng, "eval_rng": eval_rng}
     start, history = checkpoints.restore(objects, rngs) or (0, history)
 
     progress = tqdm(range(start, batches), desc=f"{method} {ctx.experiment}", unit="batch", initial=start, total=batches)
     for batch in progress:
         for _ in range(a.g_steps):
-            row = update(batch)
+            row = trainer.generator_step(batch)
         # An exploding generator keeps every loss finite: stop it before it is checkpointed or saved.
         check_weights_bounded(generator, a.max_abs_weight, advice="Lower adversarial.lr, or raise "
                               "adversarial.max_abs_weight if weights this large are intended.")
-        if policy is not None:
-            policy.update(generator)
-        for _ in range(a.d_steps if trains_discriminator else 0):
-            negatives = generator.sample(a.d_negatives, rng=rng)
-            row.update(discriminator_round(discriminator, d_optimizer, dataset.train, negatives, epochs=a.d_epochs,
-                                           batch_size=ctx.params.pretrain_discriminator.batch_size, rng=rng))
+        for _ in range(a.d_steps):
+            row.update(trainer.discriminator_step(batch))
         if (batch + 1) % a.eval_every == 0 or batch + 1 == batches:
             row.update(nll_scores(generator, dataset, a.eval_samples, eval_rng))
         history.append({"batch": batch + 1, **row})

@@ -1,0 +1,57 @@
+"""The non-adversarial rows of SeqGAN's Table 1: the untrained generator, more MLE, and
+scheduled sampling (Bengio et al., 2015). Each gets the adversarial methods' budget."""
+from __future__ import annotations
+
+import dataclasses
+
+from ..train import mle_step, scheduled_sampling_step, teacher_forcing_probability
+from .base import AdversarialMethod, bounded, check_bounds
+
+
+class Untrained(AdversarialMethod):
+    """`random`: the generator as initialised, never trained (Table 1's first row)."""
+
+    name = "random"
+    starts_untrained = True
+
+    def generator_step(self, batch: int) -> dict[str, float]:
+        raise RuntimeError("the untrained generator is never updated")
+
+
+class ContinuedMLE(AdversarialMethod):
+    """`mle`: teacher-forced MLE on real batches, continued for the adversarial budget."""
+
+    name = "mle"
+
+    def generator_step(self, batch: int) -> dict[str, float]:
+        return {"g_loss": mle_step(self.generator, self.g_optimizer, self.real_batch(self.common.batch_size),
+                                   grad_clip=self.common.grad_clip)}
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduledSamplingSettings:
+    """Teacher-forcing probability max(floor, start - decay * batch); the authors' baseline
+    falls from 1.0 by 0.002 per epoch (here per adversarial batch: the profiles pick the
+    decay so that the schedule spans the run)."""
+
+    start: float = bounded(1.0, ge=0, le=1)
+    decay: float = bounded(0.002, ge=0, description="probability lost per adversarial batch")
+    floor: float = bounded(0.0, ge=0, le=1)
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
+
+class ScheduledSampling(AdversarialMethod):
+    """`scheduled_sampling`: MLE where each step reads the model's own sampled token with
+    probability 1 - p, p falling per batch."""
+
+    name = "scheduled_sampling"
+    Settings = ScheduledSamplingSettings
+    settings_key = "scheduled_sampling"
+
+    def generator_step(self, batch: int) -> dict[str, float]:
+        s = self.settings
+        p = teacher_forcing_probability(batch, start=s.start, decay=s.decay, floor=s.floor)
+        return scheduled_sampling_step(self.generator, self.g_optimizer, self.real_batch(self.common.batch_size), p,
+                                       grad_clip=self.common.grad_clip, rng=self.rng)

@@ -1,0 +1,69 @@
+"""MaliGAN (Che et al., 2017): importance weights r = D/(1-D), normalised over a group of
+samples, in place of SeqGAN's rollout rewards; the full version mixes in MLE on real
+prefixes that shrink as training goes on."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import torch
+
+from ..train import maligan_generator_step, mixed_mle_prefix_length
+from .base import AdversarialMethod, bounded, check_bounds
+
+
+@dataclasses.dataclass(frozen=True)
+class MaliGANSettings:
+    """``completions`` (m) and ``prefix_drop`` (K) are MaliGAN-full's; ``baseline`` is b in
+    sum_i (w_i - b) grad log p(x_i), which the paper leaves open (mean_weight: b = 1/m)."""
+
+    completions: int = bounded(8, ge=2, description="maligan_full: samples per real prefix (m); the batch "
+                                                    "holds batch_size // m prefixes")
+    prefix_drop: int = bounded(1, ge=1, description="maligan_full: the kept prefix N falls from T by this per batch (K)")
+    baseline: Literal["mean_weight", "none"] = "mean_weight"
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
+
+class MaliGANBasic(AdversarialMethod):
+    """`maligan_basic`: one group of ``batch_size`` fresh samples, weighted by D/(1-D)."""
+
+    name = "maligan_basic"
+    trains_discriminator = True
+    Settings = MaliGANSettings
+    settings_key = "maligan"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.settings.completions > self.common.batch_size:
+            raise ValueError(f"maligan completions = {self.settings.completions} exceeds batch_size = "
+                             f"{self.common.batch_size}; a batch must hold at least one prefix's completions")
+
+    def prefixes(self, batch: int) -> torch.Tensor:
+        return torch.empty(1, 0, dtype=torch.long, device=self.generator.device)
+
+    def group_size(self) -> int:
+        return self.common.batch_size
+
+    def generator_step(self, batch: int) -> dict[str, float]:
+        return maligan_generator_step(
+            self.generator, self.discriminator, self.g_optimizer, self.prefixes(batch), completions=self.group_size(),
+            baseline=self.settings.baseline == "mean_weight", grad_clip=self.common.grad_clip, rng=self.rng,
+        )
+
+
+class MaliGANFull(MaliGANBasic):
+    """`maligan_full` (mixed MLE): ``batch_size // m`` real sequences keep their first N
+    tokens, m samples complete each; the sampled part gets the weighted update and the
+    prefix MLE; N falls from T by K per batch (the paper: per iteration)."""
+
+    name = "maligan_full"
+
+    def prefixes(self, batch: int) -> torch.Tensor:
+        m = self.settings.completions
+        keep = mixed_mle_prefix_length(batch, self.generator.seq_len, self.settings.prefix_drop)
+        return self.real_batch(self.common.batch_size // m)[:, :keep]
+
+    def group_size(self) -> int:
+        return self.settings.completions
