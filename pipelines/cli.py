@@ -29,21 +29,29 @@ def cmd_stages(args: argparse.Namespace) -> None:
 def cmd_generate(args: argparse.Namespace) -> None:
     from mlflow.exceptions import MlflowException
 
-    from .registry import generate
+    from .registry import generate, load_generator_model
 
     try:
-        lines = generate(args.model, args.n, temperature=args.temperature, seed=args.seed, prefix=args.prefix)
+        model = load_generator_model(args.model)
     except MlflowException as exc:  # an unknown name, version or alias: MLflow's message names it
         raise UsageError(f"cannot load {args.model}: {exc.message.splitlines()[0]} (list the registered versions "
                          "with `mlflow ui`, or give models:/NAME/VERSION or models:/NAME@ALIAS)") from None
-    except ValueError as exc:  # the model refused the request (a bad prefix, n, temperature)
-        raise UsageError(str(exc)) from None
+    try:
+        lines = generate(model, args.n, temperature=args.temperature, seed=args.seed, prefix=args.prefix)
+    except MlflowException as exc:  # the model refused the request (a bad prefix, n, temperature)
+        raise UsageError(exc.message) from None
     for line in lines:
         print(line)
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .serving import serve
+
+    raise SystemExit(serve(args.model, host=args.host, port=args.port, workers=args.workers))
+
+
 def cmd_promote(args: argparse.Namespace) -> None:
-    from .promotion import promote_version
+    from .registry import promote_version
 
     decision = promote_version(args.model, args.version, margin=args.margin)
     print(decision.reason)
@@ -98,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prefix", default=None, help="fixed start: token ids (synthetic) or text (corpora)")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("serve", help="serve a registered generator over HTTP (`mlflow models serve`, "
+                                     "stopped cleanly by Ctrl-C or SIGTERM)")
+    p.add_argument("--model", required=True, help="e.g. models:/seqgan-generator@champion")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_bounded(int, 1, "a port number"), default=5001)
+    p.add_argument("--workers", type=_bounded(int, 1, "a whole number >= 1"), default=1)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("promote", help="run the promotion gate on a registered version")
     p.add_argument("--model", required=True)

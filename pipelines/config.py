@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from seqgan_core.methods import METHODS as METHOD_TABLE
 
+from .contract import EXPERIMENTS, Experiment
+
 PARAMS_FILE = Path("params.yaml")
 PROFILES_DIR = Path("profiles")
-EXPERIMENTS = ("synthetic", "real")
-Experiment = Literal["synthetic", "real"]
 # The values of `adversarial.method`: the method table of seqgan_core (its classes import torch).
 METHODS: tuple[str, ...] = tuple(METHOD_TABLE)
 Method = Literal[METHODS]  # type: ignore[valid-type]
@@ -248,11 +248,6 @@ class Params(Section):
                 )
         return self
 
-    def model_name(self, experiment: Experiment) -> str:
-        """Registry name of the generator trained by `experiment`."""
-        if experiment == "synthetic":
-            return self.tracking.synthetic_model_name
-        return f"{self.tracking.real_model_prefix}-{self.corpus.name}"
 
 
 def _describe(error: dict) -> str:

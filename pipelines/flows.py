@@ -25,8 +25,8 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from .config import EXPERIMENTS, apply_profile, load_params
-from .runtime import ExperimentPaths
+from .config import apply_profile, load_params
+from .contract import EXPERIMENTS, Artifacts, kind_of
 from .stage_graph import load_stage_graph, stages_for
 
 # Exit code 1 with an "error:" line is a stage's own verdict (bad params, failed data
@@ -91,9 +91,9 @@ def run_stage(stage: str, pipeline_run: str) -> StageOutcome:
 
 
 def summary(experiment: str) -> dict:
-    paths = ExperimentPaths(experiment)
-    metrics = json.loads((paths.metrics / "evaluate.json").read_text())
-    registry = json.loads((paths.reports / "registry.json").read_text())
+    artifacts = Artifacts(experiment)
+    metrics = json.loads(artifacts.metrics("evaluate").read_text())
+    registry = json.loads(artifacts.registry_record.read_text())
     return {"experiment": experiment, "mle": metrics["mle"], "adversarial": metrics["adversarial"], **registry}
 
 
@@ -143,11 +143,11 @@ def comparison_flow() -> str:
 @flow(name="seqgan-promote", log_prints=True)
 def promotion_flow(experiment: str = "synthetic", version: str | None = None):
     """Put the challenger registered by the last `evaluate` (or `version`) through the gate."""
-    from .promotion import promote_version
+    from .registry import promote_version
 
-    model = load_params().model_name(experiment)
+    model = kind_of(experiment).model_name(load_params())
     if version is None:
-        version = json.loads((ExperimentPaths(experiment).reports / "registry.json").read_text())["version"]
+        version = json.loads(Artifacts(experiment).registry_record.read_text())["version"]
     decision = promote_version(model, str(version), flow_run=str(flow_run.get_id() or "local"))
     create_markdown_artifact(f"# Promotion of `{model}` v{version}\n\n{decision.reason}", key="seqgan-promotion")
     print(decision.reason)

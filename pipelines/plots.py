@@ -6,7 +6,7 @@ import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .runtime import _atomic_write, require, write_text
+from .files import atomic_write, require, write_text
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, float | int | str]]) -> None:
@@ -53,5 +53,5 @@ def plot_curves(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)

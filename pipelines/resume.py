@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .runtime import save_torch
+from .files import save_torch
 
 # The checkpointer of the stage running in this process (a stage has at most one), so that
 # an error that stops the stage can say truthfully what the next run resumes from.

@@ -13,14 +13,14 @@ from seqgan_core.corpus import strip_eos
 from seqgan_core.lstm import LSTMLanguageModel
 
 from .config import Params
-from .runtime import Dataset
+from .datasets import Dataset
 
 
 def nll_scores(generator: LSTMLanguageModel, dataset: Dataset, n_samples: int, rng: torch.Generator) -> dict[str, float]:
     """NLL-test always; NLL-oracle (per token, over `n_samples` generated sequences) when
     the data come from an oracle. Both in nats per token."""
     scores = {"nll_test": sequence_nll(generator, dataset.test)}
-    if dataset.oracle is not None:
+    if dataset.kind.has_oracle:
         scores["nll_oracle"] = dataset.oracle.nll(generator.sample(n_samples, rng=rng))
     return scores
 
@@ -31,7 +31,7 @@ def final_scores(generator: LSTMLanguageModel, dataset: Dataset, samples: torch.
     in Texygen's convention (seqgan_core.bleu), sentences cut at their first <eos>."""
     e = params.evaluate
     scores = {"nll_test": sequence_nll(generator, dataset.test)}
-    if dataset.oracle is not None:
+    if dataset.kind.has_oracle:
         scores["nll_oracle"] = dataset.oracle.nll(samples)
     else:
         hypotheses = strip_eos(samples[: e.bleu_hypotheses])
@@ -46,7 +46,7 @@ def final_scores(generator: LSTMLanguageModel, dataset: Dataset, samples: torch.
 def score_settings(dataset: Dataset, params: Params) -> dict:
     e = params.evaluate
     common = {"nll_test_sequences": len(dataset.test), "nll_units": "nats per token"}
-    if dataset.oracle is not None:
+    if dataset.kind.has_oracle:
         return {**common, "nll_oracle_samples": e.nll_samples}
     return {**common, "bleu": "Texygen: sentence_bleu vs whole test set, uniform cumulative weights, smoothing method1",
             "bleu_orders": e.bleu_orders, "bleu_hypotheses": min(e.bleu_hypotheses, e.nll_samples),

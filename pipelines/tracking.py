@@ -52,12 +52,6 @@ def client() -> "MlflowClient":
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def experiment_name(ctx: "StageContext") -> str:
-    if ctx.experiment == "synthetic":
-        return "seqgan-synthetic"
-    return f"seqgan-real-{ctx.params.corpus.name}"
-
-
 def git_revision() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
@@ -194,7 +188,7 @@ def close_abandoned_runs(mlflow_client: "MlflowClient", experiment_id: str, dvc_
 def stage_run(ctx: "StageContext") -> Iterator[StageTracker]:
     """A nested run for one stage under its experiment's parent run for this pipeline run."""
     mlflow_client = client()
-    experiment_id = _experiment_id(mlflow_client, experiment_name(ctx))
+    experiment_id = _experiment_id(mlflow_client, ctx.kind.mlflow_experiment(ctx.params))
     params = flatten(ctx.params.model_dump())
     parent_id = _parent_run(mlflow_client, experiment_id, pipeline_key(ctx.pipeline), params, ctx.pipeline)
     dvc_stage = f"{ctx.name}@{ctx.experiment}" if ctx.name not in ("oracle", "preprocess") else ctx.name

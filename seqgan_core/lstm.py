@@ -124,6 +124,14 @@ class LSTMLanguageModel(nn.Module):
     def device(self) -> torch.device:
         return self.embedding.device
 
+    kind = "lstm"  # its key in seqgan_core.generators.GENERATORS
+
+    def config(self) -> dict[str, int]:
+        """The constructor's arguments that fix the shapes: ``type(self)(**config())`` plus
+        the state dict rebuilds this model."""
+        return {"vocab_size": self.vocab_size, "emb_dim": self.emb_dim, "hidden_dim": self.hidden_dim,
+                "seq_len": self.seq_len, "start_token": self.start_token}
+
     # ----------------------------------------------------------------- recurrence
     def initial_state(self, batch: int) -> State:
         zeros = torch.zeros(batch, self.hidden_dim, device=self.device)

@@ -51,7 +51,7 @@ def store(tmp_path_factory):
             mp.setenv(key, value)
         mp.delenv(registry.LOCK_ENV, raising=False)
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        client = registry._client()
+        client = registry.client()
         experiment = client.create_experiment("registry-test", artifact_location=(root / "artifacts").as_uri())
         run_id = client.create_run(experiment).info.run_id
 
@@ -230,8 +230,35 @@ def test_several_rows_and_missing_optional_cells(corpus_model):
 
 
 def test_generate_helper_loads_by_alias(store):
-    texts = registry.generate("models:/gen-corpus@challenger", n=4, temperature=1.0, seed=0, prefix="ab")
+    model = registry.load_generator_model("models:/gen-corpus@challenger")
+    texts = registry.generate(model, n=4, temperature=1.0, seed=0, prefix="ab")
     assert len(texts) == 4 and all(t.startswith("ab") for t in texts)
+
+
+@pytest.mark.parametrize("rows, cause", [
+    ({"n": [2.7]}, "n must be a whole number >= 1, got 2.7"),
+    ({"n": [-1]}, "n must be a whole number >= 1, got -1"),
+    ({"n": [1], "seed": [1.5]}, "seed must be a whole number >= 0, got 1.5"),
+    ({"n": [1], "temperature": [0.0]}, "temperature must be a finite number > 0, got 0.0"),
+    ({"n": [60_000, 50_000]}, "n must be in [1, 100000] for the whole request (all rows together), got 110000"),
+])
+def test_a_refused_request_names_its_cause_as_a_parameter_error(synthetic_model, rows, cause):
+    """The scoring server turns exactly this exception into HTTP 400 with the message and no
+    stack trace; before, the cause was only in the server's stack trace (and 2.7 became 2)."""
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException) as refused:
+        synthetic_model.unwrap_python_model().predict(None, pd.DataFrame(rows))
+    assert refused.value.error_code == "INVALID_PARAMETER_VALUE" and cause in refused.value.message
+
+
+def test_a_request_that_runs_too_long_is_stopped(synthetic_model, monkeypatch):
+    from mlflow.exceptions import MlflowException
+
+    model = synthetic_model.unwrap_python_model()
+    monkeypatch.setattr(model, "max_seconds", 0.0)
+    with pytest.raises(MlflowException, match="ran past 0 s and was stopped"):
+        model.predict(None, pd.DataFrame({"n": [5]}))
 
 
 def test_model_loads_without_the_repository(store, tmp_path):
@@ -423,7 +450,7 @@ def test_race_two_processes_leaves_the_better_champion(store, tmp_path):
         import json, sys, time, dataclasses
         from pathlib import Path
         from pipelines import registry
-        registry._client().get_registered_model({name!r})  # warm up: imports, engine
+        registry.client().get_registered_model({name!r})  # warm up: imports, engine
         Path(sys.argv[2]).touch()
         while not Path({str(go)!r}).exists():
             time.sleep(0.01)
@@ -473,10 +500,12 @@ def test_a_collapsed_synthetic_generator_is_not_promoted(store):
     *drops* (3.54 against a normal 4.30) while NLL-test explodes (4.15e9). The synthetic
     rule holds NLL-test within its tolerance, and an NLL-test above uniform's ln(V) is
     refused even with no champion to compare with."""
-    from pipelines.config import load_params
-    from pipelines.promotion import gate_rule
+    import dataclasses
 
-    rule = gate_rule(load_params(REPO_ROOT / "params.yaml"), "synthetic")
+    from pipelines.config import load_params
+    from pipelines.contract import kind_of
+
+    rule = dataclasses.asdict(kind_of("synthetic").gate_rule(load_params(REPO_ROOT / "params.yaml")))
     assert rule["guard_metric"] == "nll_test"
     name = "g-collapse"
     uniform = {"nll_test_uniform": math.log(2000)}

@@ -30,11 +30,12 @@ def repo(pipeline_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def train(out: Path, method: str = "seqgan"):
-    from pipelines.runtime import load_dataset, stage
+    from pipelines.datasets import load_dataset
+    from pipelines.runtime import stage
     from pipelines.stages import adversarial
 
     with stage("adversarial", "synthetic") as ctx:
-        dataset = load_dataset(ctx.paths, ctx.device)
+        dataset = load_dataset(ctx.artifacts, ctx.device)
         outputs = adversarial.Outputs(out / "generator.pt", None, out / "curve.csv", out / "curve.png",
                                       out / "metrics.json", Path(".checkpoints/test/adversarial.pt"))
         return adversarial.train(ctx, dataset, method, outputs)

@@ -83,10 +83,10 @@ def test_every_named_stream_is_a_cpu_generator(device: str) -> None:
     """A stage's streams (`StageContext.rng`) are CPU generators with the same numbers
     whatever device its models run on."""
     from pipelines.config import load_params
-    from pipelines.runtime import ExperimentPaths, StageContext
+    from pipelines.runtime import StageContext
 
     params = load_params(REPO_ROOT / "params.yaml")
-    on_device, on_cpu = (StageContext("stage", "synthetic", params, torch.device(d), ExperimentPaths("synthetic"))
+    on_device, on_cpu = (StageContext("stage", "synthetic", params, torch.device(d))
                          for d in (device, "cpu"))
     rng = on_device.rng("batches")
     assert rng.device == torch.device("cpu")
@@ -206,7 +206,7 @@ def data_contents(folder: Path) -> dict[str, object]:
 def test_the_same_payload_saves_to_the_same_bytes(tmp_path: Path) -> None:
     """`dvc repro -f oracle` with the same params must not change the data version: a
     saved model's bytes depend on its contents only, not on the temporary file's name."""
-    from pipelines.runtime import save_torch
+    from pipelines.files import save_torch
 
     payload = {"config": {"vocab_size": 5}, "state_dict": {"w": torch.arange(6.0)}}
     save_torch(tmp_path / "a.pt", payload)

@@ -22,11 +22,13 @@ from seqgan_core.corpus import EOS_ID
 from seqgan_core.methods import METHODS, AdversarialMethod, Common
 from seqgan_core.train import check_weights_bounded
 
+from ..contract import Artifacts
+from ..datasets import Dataset, load_dataset
+from ..files import write_json
+from ..models import build_discriminator, build_generator, load_generator, load_model_state, save_generator, save_model
 from ..plots import plot_curves, write_csv
 from ..resume import Checkpointer, fingerprint
-from ..runtime import (Dataset, ExperimentPaths, StageContext, build_discriminator, build_generator, experiment_arg,
-                       generator_config, load_dataset, load_generator, load_model_state, run_main, save_model,
-                       seeded_rng, stage, write_json)
+from ..runtime import StageContext, experiment_arg, run_main, seeded_rng, stage
 from ..scoring import nll_scores
 
 @dataclass(frozen=True)
@@ -39,11 +41,11 @@ class Outputs:
     checkpoint: Path
 
     @classmethod
-    def of_stage(cls, paths: ExperimentPaths) -> "Outputs":
+    def of_stage(cls, artifacts: Artifacts) -> "Outputs":
         """Where the pipeline's `adversarial` stage writes (dvc.yaml's outs)."""
-        return cls(paths.models / "generator_adv.pt", paths.models / "discriminator_adv.pt",
-                   paths.plots / "adversarial.csv", paths.plots / "adversarial.png",
-                   paths.metrics / "adversarial.json", paths.checkpoints / "adversarial.pt")
+        return cls(artifacts.generator_adv, artifacts.discriminator_adv, artifacts.curve("adversarial"),
+                   artifacts.curve_png("adversarial"), artifacts.metrics("adversarial"),
+                   artifacts.checkpoint("adversarial"))
 
 
 def build_method(name: str, ctx: StageContext, dataset: Dataset, generator: torch.nn.Module,
@@ -73,8 +75,8 @@ def train(ctx: StageContext, dataset: Dataset, method: str, outputs: Outputs) ->
         torch.manual_seed(ctx.params.seed)
         generator = build_generator(ctx.params, dataset).to(ctx.device)
     else:
-        generator = load_generator(ctx.paths.models / "generator_mle.pt", ctx.device)
-    discriminator = load_model_state(build_discriminator(ctx.params, dataset), ctx.paths.models / "discriminator_pre.pt")
+        generator = load_generator(ctx.artifacts.generator_mle, ctx.device)
+    discriminator = load_model_state(build_discriminator(ctx.params, dataset), ctx.artifacts.discriminator_pre)
     discriminator.to(ctx.device)
     trainer = build_method(method, ctx, dataset, generator, discriminator, rng)
     batches = 0 if untrained else a.batches
@@ -83,7 +85,7 @@ def train(ctx: StageContext, dataset: Dataset, method: str, outputs: Outputs) ->
     checkpoints = Checkpointer(
         outputs.checkpoint,
         fingerprint(ctx.params.seed, method, a.model_dump(), ctx.params.discriminator.model_dump(), dataset.fingerprint,
-                    files=[ctx.paths.models / "generator_mle.pt", ctx.paths.models / "discriminator_pre.pt"]),
+                    files=[ctx.artifacts.generator_mle, ctx.artifacts.discriminator_pre]),
     )
     objects = {"generator": generator, "discriminator": discriminator, **trainer.stateful()}
     rngs = {"rng": rng, "eval_rng": eval_rng}
@@ -106,7 +108,7 @@ def train(ctx: StageContext, dataset: Dataset, method: str, outputs: Outputs) ->
         if (batch + 1) % a.checkpoint_every == 0:
             checkpoints.save(batch + 1, history, objects, rngs)
 
-    save_model(outputs.generator, generator, generator_config(generator))
+    save_generator(outputs.generator, generator)
     if outputs.discriminator is not None:  # unchanged from pretraining for the methods without D
         save_model(outputs.discriminator, discriminator, ctx.params.discriminator.model_dump())
     write_json(outputs.metrics, {"method": method, **{k: v for k, v in history[-1].items() if k != "batch"}})
@@ -118,13 +120,13 @@ def train(ctx: StageContext, dataset: Dataset, method: str, outputs: Outputs) ->
 
 def plot_history(ctx: StageContext, dataset: Dataset, method: str, history: list[dict], png: Path) -> None:
     evaluated = [r for r in history if "nll_test" in r]
-    key = "nll_oracle" if "nll_oracle" in evaluated[0] else "nll_test"
+    key = dataset.kind.curve_metric
     plot_curves(
         png, {key: ([r["batch"] for r in evaluated], [r[key] for r in evaluated])},
         title=f"Adversarial training ({ctx.experiment}, {method})", xlabel="adversarial batch",
         ylabel="NLL (nats/token)",
         hlines={"start": evaluated[0][key],
-                **({"oracle samples": dataset.reference_nll["nll_oracle_data"]} if key == "nll_oracle" else {})},
+                **({"oracle samples": dataset.reference_nll["nll_oracle_data"]} if dataset.kind.has_oracle else {})},
     )
     ctx.tracker.log_artifact(png, "plots")
 
@@ -132,8 +134,8 @@ def plot_history(ctx: StageContext, dataset: Dataset, method: str, history: list
 def main() -> None:
     experiment = experiment_arg("adversarial")
     with stage("adversarial", experiment) as ctx:
-        dataset = load_dataset(ctx.paths, ctx.device)
-        train(ctx, dataset, ctx.params.adversarial.method, Outputs.of_stage(ctx.paths))
+        dataset = load_dataset(ctx.artifacts, ctx.device)
+        train(ctx, dataset, ctx.params.adversarial.method, Outputs.of_stage(ctx.artifacts))
 
 
 if __name__ == "__main__":

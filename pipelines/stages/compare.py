@@ -13,7 +13,9 @@ import argparse
 from pathlib import Path
 
 from ..config import EXPERIMENTS, METHODS
-from ..runtime import load_dataset, run_main, seeded_rng, stage, write_json
+from ..datasets import load_dataset
+from ..files import write_json
+from ..runtime import run_main, seeded_rng, stage
 from ..scoring import final_scores, score_settings
 from ..validation import validate_token_sequences
 from .adversarial import Outputs, train
@@ -33,9 +35,9 @@ def main() -> None:
     with stage("compare", args.experiment, pipeline="comparison") as ctx:
         ctx.tracker.set_tags({"seqgan.dvc_stage": f"comparison/dvc.yaml:compare@{args.experiment}-{args.method}"})
         out = method_dir(args.experiment, args.method)
-        dataset = load_dataset(ctx.paths, ctx.device)
+        dataset = load_dataset(ctx.artifacts, ctx.device)
         outputs = Outputs(out / "generator.pt", None, out / "curve.csv", out / "curve.png", out / "training.json",
-                          ctx.paths.checkpoints / f"compare-{args.method}.pt")
+                          ctx.artifacts.checkpoint(f"compare-{args.method}"))
         generator = train(ctx, dataset, args.method, outputs)
 
         e = ctx.params.evaluate

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from ..config import Params, load_params
 from ..plots import plot_curves, read_csv, write_csv
-from ..runtime import ExperimentPaths, read_json, run_main, write_text
+from ..contract import kind_of
+from ..files import read_json, write_text
+from ..runtime import run_main
 from .compare import COMPARISON_DIR, method_dir
 
 # ../shared/REFERENCE.md. Other oracles, corpora splits and budgets: a guide, not a target.
@@ -83,8 +85,9 @@ def markdown(params: Params, results: dict, columns: list[str], rows: list[dict]
 
 def plot(params: Params, png: Path) -> None:
     c = params.comparison
-    experiment = "synthetic" if "synthetic" in c.experiments else c.experiments[0]
-    key = "nll_oracle" if experiment == "synthetic" else "nll_test"
+    # The synthetic curves when the oracle is compared (NLL-oracle), else the first corpus's NLL-test.
+    kind = next((kind_of(e) for e in c.experiments if kind_of(e).has_oracle), kind_of(c.experiments[0]))
+    experiment, key = kind.name, kind.curve_metric
     series, hlines = {}, {}
     for method in c.methods:
         points = [r for r in read_csv(method_dir(experiment, method) / "curve.csv") if key in r]
@@ -92,8 +95,8 @@ def plot(params: Params, png: Path) -> None:
             hlines[method] = points[0][key]
         else:
             series[method] = ([r["batch"] for r in points], [r[key] for r in points])
-    if experiment == "synthetic":
-        reference = read_json(ExperimentPaths("synthetic").data / "dataset.json").get("reference_nll", {})
+    if kind.has_oracle:
+        reference = read_json(kind.artifacts().dataset_spec).get("reference_nll", {})
         if "nll_oracle_data" in reference:
             hlines["oracle samples"] = reference["nll_oracle_data"]
     plot_curves(png, series, title=f"{LABELS[key]} of every method ({experiment})", xlabel="adversarial batch",

@@ -8,29 +8,29 @@ the settings that produced it.
 """
 from __future__ import annotations
 
-import math
-
+from ..contract import UNIFORM_NLL_METRIC, uniform_nll
+from ..datasets import Dataset, load_dataset
+from ..files import write_json, write_text
+from ..models import load_generator
 from ..plots import plot_curves, read_csv
-from ..runtime import Dataset, experiment_arg, load_dataset, load_generator, run_main, stage, write_json, write_text
+from ..runtime import experiment_arg, run_main, stage
 from ..scoring import final_scores, score_settings
 from ..validation import validate_token_sequences
-
-GENERATORS = {"mle": "generator_mle.pt", "adversarial": "generator_adv.pt"}
 
 
 def plot_nll_curve(ctx, dataset: Dataset) -> None:
     """Pretraining epochs, then adversarial batches, on one axis, with the oracle's floor."""
-    pre = [r for r in read_csv(ctx.paths.plots / "pretrain_generator.csv") if "nll_test" in r]
-    adv = [r for r in read_csv(ctx.paths.plots / "adversarial.csv") if "nll_test" in r]
-    key = "nll_oracle" if dataset.oracle is not None else "nll_test"
+    pre = [r for r in read_csv(ctx.artifacts.curve("pretrain_generator")) if "nll_test" in r]
+    adv = [r for r in read_csv(ctx.artifacts.curve("adversarial")) if "nll_test" in r]
+    key = dataset.kind.curve_metric
     offset = pre[-1]["epoch"]
-    png = ctx.paths.plots / "nll_curve.png"
+    png = ctx.artifacts.nll_curve_png
     plot_curves(
         png,
         {"MLE pretraining": ([r["epoch"] for r in pre], [r[key] for r in pre]),
          "adversarial": ([offset + r["batch"] for r in adv], [r[key] for r in adv])},
         title=f"{key} ({ctx.experiment})", xlabel="MLE epoch, then adversarial batch", ylabel=f"{key} (nats/token)",
-        hlines={"oracle samples": dataset.reference_nll["nll_oracle_data"]} if key == "nll_oracle" else {},
+        hlines={"oracle samples": dataset.reference_nll["nll_oracle_data"]} if dataset.kind.has_oracle else {},
         vlines={"adversarial start": offset},
     )
     ctx.tracker.log_artifact(png, "plots")
@@ -40,18 +40,19 @@ def main() -> None:
     experiment = experiment_arg("evaluate")
     with stage("evaluate", experiment) as ctx:
         e = ctx.params.evaluate
-        dataset = load_dataset(ctx.paths, ctx.device)
+        dataset = load_dataset(ctx.artifacts, ctx.device)
         results, texts = {}, []
-        for label, filename in GENERATORS.items():
-            generator = load_generator(ctx.paths.models / filename, ctx.device)
+        generators = {"mle": ctx.artifacts.generator_mle, "adversarial": ctx.artifacts.generator_adv}
+        for label, path in generators.items():
+            generator = load_generator(path, ctx.device)
             samples = generator.sample(e.nll_samples, rng=ctx.rng(label))
             validate_token_sequences(samples.cpu().numpy(), suite=f"generated_{label}", vocab_size=dataset.vocab_size,
                                      seq_len=dataset.seq_len, expected_rows=e.nll_samples)
             results[label] = final_scores(generator, dataset, samples, ctx.params)
             texts.append(f"## {label}\n\n" + "\n".join(f"- {t}" for t in dataset.decode(samples[: e.text_samples])))
         metrics = {**results, "reference": dataset.reference_nll, "settings": score_settings(dataset, ctx.params)}
-        write_json(ctx.paths.metrics / "evaluate.json", metrics)
-        samples_md = ctx.paths.reports / "samples.md"
+        write_json(ctx.artifacts.metrics("evaluate"), metrics)
+        samples_md = ctx.artifacts.samples_report
         write_text(samples_md, f"# Samples ({experiment})\n\n" + "\n\n".join(texts) + "\n")
         plot_nll_curve(ctx, dataset)
 
@@ -60,19 +61,17 @@ def main() -> None:
         ctx.tracker.log_artifact(samples_md, "samples")
         ctx.tracker.set_tags({"seqgan.data_version": dataset.fingerprint}, parent=True)
 
-        from ..registry import UNIFORM_NLL_METRIC, register_generator
+        from ..registry import register_generator
 
+        model_name = ctx.kind.model_name(ctx.params)
         version = register_generator(
-            run_id=ctx.tracker.parent_run_id, model_name=ctx.params.model_name(experiment),
-            checkpoint=ctx.paths.models / GENERATORS["adversarial"],
-            vocab=ctx.paths.data / "vocab.json" if dataset.vocab is not None else None,
-            tokenizer=dataset.tokenizer,
-            metrics={**results["adversarial"], UNIFORM_NLL_METRIC: math.log(dataset.vocab_size)},
-            data_version=dataset.fingerprint,
-            experiment_kind=experiment,
+            run_id=ctx.tracker.parent_run_id, model_name=model_name, checkpoint=ctx.artifacts.generator_adv,
+            vocab=None if ctx.kind.has_oracle else ctx.artifacts.vocab, tokenizer=dataset.tokenizer,
+            metrics={**results["adversarial"], UNIFORM_NLL_METRIC: uniform_nll(dataset.vocab_size)},
+            data_version=dataset.fingerprint, experiment_kind=experiment,
         )
-        write_json(ctx.paths.reports / "registry.json", {"model": ctx.params.model_name(experiment), "version": version,
-                                                         "alias": "challenger", "data_version": dataset.fingerprint})
+        write_json(ctx.artifacts.registry_record, {"model": model_name, "version": version, "alias": "challenger",
+                                                   "data_version": dataset.fingerprint})
         ctx.tracker.finish_pipeline()
 
 

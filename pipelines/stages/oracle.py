@@ -12,7 +12,10 @@ import torch
 
 from seqgan_core import Oracle, randomness
 
-from ..runtime import StageError, run_main, save_dataset, save_model, stage, write_json
+from ..datasets import save_dataset
+from ..files import StageError, write_json
+from ..models import save_model
+from ..runtime import run_main, stage
 from ..validation import validate_token_sequences
 
 
@@ -55,16 +58,16 @@ def main() -> None:
         uniform = randomness.randint(p.vocab_size, (p.num_test, p.seq_len), randomness.generator(p.seed + 3))
         metrics = {"nll_oracle_data": oracle.nll(test), "nll_oracle_uniform": oracle.nll(uniform)}
 
-        save_model(ctx.paths.data / "oracle.pt", oracle.model, {
+        save_model(ctx.artifacts.oracle_model, oracle.model, {
             "vocab_size": p.vocab_size, "emb_dim": oracle.model.emb_dim, "hidden_dim": oracle.model.hidden_dim,
             "seq_len": p.seq_len, "start_token": oracle.model.start_token,
         })
-        save_dataset(ctx.paths, train.cpu().numpy(), test.cpu().numpy(), {
-            "kind": "synthetic", "vocab_size": p.vocab_size, "seq_len": p.seq_len,
+        save_dataset(ctx.artifacts, train.cpu().numpy(), test.cpu().numpy(), {
+            "vocab_size": p.vocab_size, "seq_len": p.seq_len,
             "start_token": oracle.model.start_token, "source": p.weights_file or f"seeded oracle (seed {p.seed})",
             "reference_nll": metrics,
         })
-        write_json(ctx.paths.metrics / "oracle.json", metrics)
+        write_json(ctx.artifacts.metrics("oracle"), metrics)
         ctx.tracker.log_metrics(metrics, parent=True)
 
 

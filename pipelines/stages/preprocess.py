@@ -13,7 +13,9 @@ import pandas as pd
 
 from seqgan_core.corpus import EOS_ID, UNK_ID, Vocabulary, encode_corpus, split_train_test, tokenize
 
-from ..runtime import StageError, run_main, save_dataset, stage, write_json, write_text
+from ..datasets import save_dataset
+from ..files import StageError, write_json, write_text
+from ..runtime import run_main, stage
 from ..validation import validate_corpus, validate_token_sequences
 
 
@@ -42,21 +44,21 @@ def main() -> None:
         )
         encoded = np.concatenate([train, test])
         lengths = np.where((encoded == EOS_ID).any(axis=1), (encoded == EOS_ID).argmax(axis=1), c.max_len)
-        joiner = "" if c.tokenizer == "char" else " "
+        decode = ctx.kind.decoder(vocab, c.tokenizer)
         table = pd.DataFrame({
             "split": ["train"] * len(train) + ["test"] * len(test),
             "n_tokens": lengths,
             "n_unknown": (encoded == UNK_ID).sum(axis=1),
-            "text": [joiner.join(vocab.decode(row)) for row in encoded],
+            "text": [decode(row) for row in encoded],
         })
         batch = ctx.params.pretrain_generator.batch_size
         summary = validate_corpus(table, max_len=c.max_len, min_coverage=c.min_coverage, min_train=batch, min_test=1)
         for name, tokens in (("corpus_train", train), ("corpus_test", test)):
             validate_token_sequences(tokens, suite=name, vocab_size=len(vocab), seq_len=c.max_len, min_rows=1)
 
-        write_text(ctx.paths.data / "vocab.json", vocab.to_json())
-        save_dataset(ctx.paths, train, test, {
-            "kind": "real", "vocab_size": len(vocab), "seq_len": c.max_len, "start_token": EOS_ID,
+        write_text(ctx.artifacts.vocab, vocab.to_json())
+        save_dataset(ctx.artifacts, train, test, {
+            "vocab_size": len(vocab), "seq_len": c.max_len, "start_token": EOS_ID,
             "tokenizer": c.tokenizer, "source": c.path,
         })
         coverage = 1.0 - table.n_unknown.sum() / table.n_tokens.sum()
@@ -64,7 +66,7 @@ def main() -> None:
                   for f in ("kept", "dropped_empty", "dropped_overlong", "truncated")}
         metrics = {"lines_read": len(lines), **counts, "vocab_size": len(vocab), "coverage": float(coverage),
                    "train": len(train), "test": len(test)}
-        write_json(ctx.paths.metrics / "preprocess.json", metrics)
+        write_json(ctx.artifacts.metrics("preprocess"), metrics)
         ctx.tracker.log_metrics(metrics, parent=True)
         ctx.tracker.set_tags({"seqgan.gx_corpus": str(summary)})
 

@@ -5,16 +5,18 @@ from tqdm import tqdm
 
 from seqgan_core.train import adam, discriminator_round
 
-from ..runtime import (build_discriminator, experiment_arg, load_dataset, load_generator, run_main, save_model, stage,
-                       write_json)
+from ..datasets import load_dataset
+from ..files import write_json
+from ..models import build_discriminator, load_generator, save_model
+from ..runtime import experiment_arg, run_main, stage
 
 
 def main() -> None:
     experiment = experiment_arg("pretrain_discriminator")
     with stage("pretrain_discriminator", experiment) as ctx:
         p = ctx.params.pretrain_discriminator
-        dataset = load_dataset(ctx.paths, ctx.device)
-        generator = load_generator(ctx.paths.models / "generator_mle.pt", ctx.device)
+        dataset = load_dataset(ctx.artifacts, ctx.device)
+        generator = load_generator(ctx.artifacts.generator_mle, ctx.device)
         discriminator = build_discriminator(ctx.params, dataset).to(ctx.device)
         optimizer = adam(discriminator.parameters(), p.lr)
         rng = ctx.rng("rounds")
@@ -25,8 +27,8 @@ def main() -> None:
                                           epochs=p.epochs, batch_size=p.batch_size, rng=rng)
             progress.set_postfix({k: f"{v:.3f}" for k, v in metrics.items()})
             ctx.tracker.log_metrics(metrics, step=round_ + 1)
-        save_model(ctx.paths.models / "discriminator_pre.pt", discriminator, ctx.params.discriminator.model_dump())
-        write_json(ctx.paths.metrics / "pretrain_discriminator.json", metrics)
+        save_model(ctx.artifacts.discriminator_pre, discriminator, ctx.params.discriminator.model_dump())
+        write_json(ctx.artifacts.metrics("pretrain_discriminator"), metrics)
 
 
 if __name__ == "__main__":

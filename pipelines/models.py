@@ -1,0 +1,44 @@
+"""Models built from params and saved or loaded as stage outputs (see `seqgan_core.generators`
+for what a saved generator holds)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqgan_core import Discriminator, Generator
+from seqgan_core.generators import checkpoint_of, from_checkpoint
+
+from .config import Params
+from .datasets import Dataset
+from .files import require, save_torch
+
+
+def build_generator(params: Params, dataset: Dataset) -> Generator:
+    g = params.generator
+    return Generator(dataset.vocab_size, g.emb_dim, g.hidden_dim, dataset.seq_len, dataset.start_token, g.init_std)
+
+
+def build_discriminator(params: Params, dataset: Dataset) -> Discriminator:
+    d = params.discriminator
+    return Discriminator(dataset.vocab_size, dataset.seq_len, d.emb_dim, d.filter_sizes, d.num_filters, d.dropout, d.l2_reg)
+
+
+def save_generator(path: Path, generator: torch.nn.Module) -> None:
+    save_torch(path, checkpoint_of(generator))
+
+
+def load_generator(path: Path, device: torch.device) -> torch.nn.Module:
+    return from_checkpoint(torch.load(require(path), map_location="cpu", weights_only=True)).to(device)
+
+
+def save_model(path: Path, model: torch.nn.Module, config: dict[str, Any]) -> None:
+    """A model other than a generator (the oracle, a discriminator) with the settings it was built from."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_torch(path, {"config": config, "state_dict": state})
+
+
+def load_model_state(model: torch.nn.Module, path: Path) -> torch.nn.Module:
+    model.load_state_dict(torch.load(require(path), map_location="cpu", weights_only=True)["state_dict"])
+    return model

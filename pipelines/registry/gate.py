@@ -1,0 +1,303 @@
+"""The promotion gate: which registered version serves as ``champion``.
+
+`promote` compares a candidate with the current champion and moves ``champion`` only when
+the candidate is better by more than a margin on the same data version, without its guard
+metric (NLL-test) getting worse than a tolerance; a candidate whose NLL-test is worse than
+uniform tokens is never promoted. `rollback` points ``champion`` at a named version by hand.
+Every decision is recorded on the candidate (``gate.*`` tags, `Decision.to_tags`, and a
+line of its description); a re-run with the same settings against the same champion reads
+it back (`Decision.from_tags`) and writes nothing. Champion changes happen under
+`lock.registry_lock`, which re-reads the champion inside it, so racing gates leave the
+better candidate as champion.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..contract import UNIFORM_NLL_METRIC
+from .lock import registry_lock
+from .tags import CHALLENGER, CHAMPION, DATA_VERSION_TAG, EXPERIMENT_KIND_TAG, client, format_value, metric_of, parse_value
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+GATE_TAG_PREFIX = "gate."
+# The settings a recorded decision was made with: it is reused only when all of them match.
+_SETTINGS = ("metric", "higher_is_better", "margin", "guard_metric", "guard_tolerance", "champion_before")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One gate decision. ``recorded`` is True when it was read back from the version's
+    tags (a re-run: nothing was written)."""
+
+    promoted: bool
+    reason: str
+    version: str
+    champion_before: str | None
+    champion_after: str | None
+    metric: str
+    higher_is_better: bool
+    margin: float
+    candidate_value: float | None
+    champion_value: float | None
+    guard_metric: str | None = None
+    guard_tolerance: float = 0.0
+    candidate_guard: float | None = None
+    champion_guard: float | None = None
+    data_version: str | None = None
+    time: str = ""
+    flow_run: str | None = None
+    recorded: bool = False
+
+    def to_tags(self) -> dict[str, str]:
+        """The ``gate.*`` version tags that record this decision (no guard tags without a guard)."""
+        tags = {
+            "outcome": "promoted" if self.promoted else "rejected",
+            "reason": self.reason[:5000],
+            "metric": self.metric,
+            "higher_is_better": "true" if self.higher_is_better else "false",
+            "margin": repr(float(self.margin)),
+            "champion_version": self.champion_before or "",
+            "candidate_value": format_value(self.candidate_value),
+            "champion_value": format_value(self.champion_value),
+            "time": self.time,
+            "flow_run": self.flow_run or "",
+        }
+        if self.guard_metric:
+            tags.update({"guard_metric": self.guard_metric, "guard_tolerance": repr(float(self.guard_tolerance)),
+                         "candidate_guard": format_value(self.candidate_guard),
+                         "champion_guard": format_value(self.champion_guard)})
+        return {GATE_TAG_PREFIX + k: v for k, v in tags.items()}
+
+    @classmethod
+    def from_tags(cls, version: "ModelVersion", champion_after: str | None) -> "Decision | None":
+        """The decision recorded on ``version``, or None when the gate never ran on it."""
+        tags = {k[len(GATE_TAG_PREFIX):]: v for k, v in version.tags.items() if k.startswith(GATE_TAG_PREFIX)}
+        if "outcome" not in tags:
+            return None
+        return cls(
+            promoted=tags["outcome"] == "promoted", reason=tags.get("reason", ""), version=str(version.version),
+            champion_before=tags.get("champion_version") or None, champion_after=champion_after,
+            metric=tags.get("metric", ""), higher_is_better=tags.get("higher_is_better") == "true",
+            margin=parse_value(tags.get("margin")) or 0.0,
+            candidate_value=parse_value(tags.get("candidate_value")),
+            champion_value=parse_value(tags.get("champion_value")),
+            guard_metric=tags.get("guard_metric") or None,
+            guard_tolerance=parse_value(tags.get("guard_tolerance")) or 0.0,
+            candidate_guard=parse_value(tags.get("candidate_guard")),
+            champion_guard=parse_value(tags.get("champion_guard")),
+            data_version=version.tags.get(DATA_VERSION_TAG), time=tags.get("time", ""),
+            flow_run=tags.get("flow_run") or None, recorded=True,
+        )
+
+    def made_with_same_settings(self, other: "Decision") -> bool:
+        return all(getattr(self, name) == getattr(other, name) for name in _SETTINGS)
+
+
+def _champion(mlflow_client: "MlflowClient", model_name: str) -> "ModelVersion | None":
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _fmt(value: float | None) -> str:
+    return "missing" if value is None else f"{value:.6g}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _decide(
+    candidate: "ModelVersion",
+    champion: "ModelVersion | None",
+    metric: str,
+    higher_is_better: bool,
+    margin: float,
+    guard_metric: str | None,
+    guard_tolerance: float,
+    guard_higher_is_better: bool,
+) -> tuple[bool, str]:
+    """The rules, as a pure function of the two versions' tags."""
+    cand = metric_of(candidate, metric)
+    if not _finite(cand):
+        return False, f"candidate v{candidate.version} has no finite {metric} ({_fmt(cand)}): a failed evaluation is never promoted"
+    if guard_metric is not None and not _finite(metric_of(candidate, guard_metric)):
+        return False, f"candidate v{candidate.version} has no finite guard metric {guard_metric} ({_fmt(metric_of(candidate, guard_metric))})"
+    nll_test, uniform = metric_of(candidate, "nll_test"), metric_of(candidate, UNIFORM_NLL_METRIC)
+    if _finite(uniform) and _finite(nll_test) and nll_test > uniform:
+        return False, (
+            f"candidate v{candidate.version} has NLL-test {_fmt(nll_test)}, worse than uniform tokens "
+            f"({_fmt(uniform)} = ln vocab): a diverged or collapsed generator is never promoted, not even as the first"
+        )
+    if champion is None:
+        return True, "no champion yet: the first evaluated model becomes champion"
+    cand_data, champ_data = candidate.tags.get(DATA_VERSION_TAG), champion.tags.get(DATA_VERSION_TAG)
+    if not cand_data or cand_data != champ_data:
+        return False, (
+            f"data_version differs (candidate {cand_data or 'missing'}, champion v{champion.version} "
+            f"{champ_data or 'missing'}): metrics are not comparable; promote by hand with rollback() if intended"
+        )
+    champ = metric_of(champion, metric)
+    direction = "higher" if higher_is_better else "lower"
+    if not _finite(champ):
+        verdict, why = True, f"champion v{champion.version} has no finite {metric} ({_fmt(champ)})"
+    else:
+        gain = cand - champ if higher_is_better else champ - cand
+        verdict = gain > margin
+        why = (
+            f"{metric} {_fmt(cand)} vs champion v{champion.version} {_fmt(champ)} ({direction} is better): "
+            f"improvement {gain:.6g} {'>' if verdict else '<='} margin {margin:g}"
+        )
+    if not verdict or guard_metric is None:
+        return verdict, why
+    cand_guard, champ_guard = metric_of(candidate, guard_metric), metric_of(champion, guard_metric)
+    if not _finite(champ_guard):
+        return True, f"{why}; guard {guard_metric} not applied: champion has no finite value ({_fmt(champ_guard)})"
+    worse = cand_guard - champ_guard if not guard_higher_is_better else champ_guard - cand_guard
+    if worse > guard_tolerance:
+        return False, (
+            f"{why}, but guard {guard_metric} {_fmt(cand_guard)} vs champion {_fmt(champ_guard)} "
+            f"is worse by {worse:.6g} > tolerance {guard_tolerance:g}"
+        )
+    return True, f"{why}; guard {guard_metric} {_fmt(cand_guard)} vs {_fmt(champ_guard)} within tolerance {guard_tolerance:g}"
+
+
+def _append_description(mlflow_client: "MlflowClient", model_name: str, version: "ModelVersion", line: str) -> None:
+    text = (version.description or "").rstrip("\n")
+    mlflow_client.update_model_version(model_name, version.version, description=f"{text}\n{line}".lstrip("\n"))
+
+
+def promote(
+    model_name: str,
+    version: str,
+    *,
+    metric: str,
+    higher_is_better: bool,
+    margin: float,
+    guard_metric: str | None = None,
+    guard_tolerance: float = 0.0,
+    guard_higher_is_better: bool = False,
+    flow_run: str | None = None,
+    lock_path: Path | str | None = None,
+) -> Decision:
+    """The promotion gate: alias ``challenger`` on ``version``, and ``champion`` if it wins.
+
+    It wins when there is no champion yet, or when it beats the champion on ``metric`` by
+    more than ``margin`` (higher or lower is better per ``higher_is_better``), both carry the
+    same ``data_version`` tag, and ``guard_metric`` (lower is better unless
+    ``guard_higher_is_better``) is not worse than the champion's by more than
+    ``guard_tolerance``. A missing or non-finite candidate metric is never promoted.
+    """
+    version = str(version)
+    mlflow_client = client()
+    with registry_lock(lock_path):
+        candidate = mlflow_client.get_model_version(model_name, version)
+        champion = _champion(mlflow_client, model_name)
+        champion_version = str(champion.version) if champion is not None else None
+        recorded = Decision.from_tags(candidate, champion_version)
+        asked = Decision(
+            promoted=False, reason="", version=version, champion_before=champion_version,
+            champion_after=champion_version, metric=metric, higher_is_better=higher_is_better, margin=float(margin),
+            candidate_value=metric_of(candidate, metric), champion_value=metric_of(champion, metric),
+            guard_metric=guard_metric, guard_tolerance=float(guard_tolerance) if guard_metric else 0.0,
+            candidate_guard=metric_of(candidate, guard_metric), champion_guard=metric_of(champion, guard_metric),
+            data_version=candidate.tags.get(DATA_VERSION_TAG), time=_now(), flow_run=flow_run,
+        )
+
+        if champion_version == version:
+            if recorded is not None and recorded.promoted:
+                return recorded
+            return replace(asked, promoted=True, reason=f"v{version} is already champion", time="", recorded=True)
+        if recorded is not None and recorded.made_with_same_settings(asked):
+            if recorded.promoted:  # promoted, but the alias never moved (a crash between the writes): finish
+                mlflow_client.set_registered_model_alias(model_name, CHAMPION, version)
+                return replace(recorded, champion_after=version)
+            return recorded
+
+        promoted, reason = _decide(candidate, champion, metric, higher_is_better, float(margin),
+                                   guard_metric, float(guard_tolerance), guard_higher_is_better)
+        decision = replace(asked, promoted=promoted, reason=reason, champion_after=version if promoted else champion_version)
+        tags = decision.to_tags()
+        mlflow_client.set_registered_model_alias(model_name, CHALLENGER, version)
+        for stale in sorted(k for k in candidate.tags if k.startswith(GATE_TAG_PREFIX) and k not in tags):
+            mlflow_client.delete_model_version_tag(model_name, version, stale)  # e.g. guard tags of an earlier decision
+        for k, v in tags.items():  # one call each (~50 ms): MLflow has no batch for version tags
+            mlflow_client.set_model_version_tag(model_name, version, k, v)
+        _append_description(
+            mlflow_client, model_name, candidate,
+            f"[{decision.time}] gate: {tags['gate.outcome']} (champion before: "
+            f"{'v' + champion_version if champion_version else 'none'}; flow run {flow_run or '-'}): {reason}",
+        )
+        if promoted:  # last, so a crash before it leaves a record that a re-run completes
+            mlflow_client.set_registered_model_alias(model_name, CHAMPION, version)
+        return decision
+
+
+def rollback(model_name: str, version: str, *, reason: str = "", lock_path: Path | str | None = None) -> None:
+    """Point ``champion`` at ``version`` (normally an earlier one) and record it on both the
+    new champion (``rollback.*`` tags, description) and the one it replaces. Bypasses the
+    gate's rules on purpose: it is also how a model trained on a new ``data_version`` is put
+    in service. A no-op when ``version`` is already champion."""
+    version = str(version)
+    mlflow_client = client()
+    with registry_lock(lock_path):
+        target = mlflow_client.get_model_version(model_name, version)  # fails if it does not exist
+        previous = _champion(mlflow_client, model_name)
+        previous_version = str(previous.version) if previous is not None else None
+        if previous_version == version:
+            return
+        when = _now()
+        note = reason or "manual rollback"
+        for k, v in {
+            "rollback.time": when, "rollback.reason": note[:5000], "rollback.replaced": previous_version or "",
+        }.items():
+            mlflow_client.set_model_version_tag(model_name, version, k, v)
+        _append_description(
+            mlflow_client, model_name, target,
+            f"[{when}] rollback: made champion, replacing {'v' + previous_version if previous_version else 'none'}: {note}",
+        )
+        if previous is not None:
+            for k, v in {"rollback.replaced_by": version, "rollback.replaced_time": when,
+                         "rollback.replaced_reason": note[:5000]}.items():
+                mlflow_client.set_model_version_tag(model_name, previous_version, k, v)
+            _append_description(
+                mlflow_client, model_name, previous,
+                f"[{when}] rollback: champion moved from this version to v{version}: {note}",
+            )
+        mlflow_client.set_registered_model_alias(model_name, CHAMPION, version)
+
+
+def experiment_of(model_name: str, version: str) -> str:
+    """The experiment ("synthetic" / "real") a registered version was trained on (its tag)."""
+    tags = client().get_model_version(model_name, str(version)).tags
+    if EXPERIMENT_KIND_TAG not in tags:
+        raise ValueError(f"{model_name} v{version} has no {EXPERIMENT_KIND_TAG!r} tag: not registered by `evaluate`")
+    return tags[EXPERIMENT_KIND_TAG]
+
+
+def promote_version(model_name: str, version: str, *, margin: float | None = None, flow_run: str | None = None) -> Decision:
+    """The gate with the rule of the version's experiment kind from params.yaml
+    (`pipelines.contract`), optionally with another margin."""
+    from ..config import load_params
+    from ..contract import kind_of
+
+    rule = kind_of(experiment_of(model_name, version)).gate_rule(load_params())
+    if margin is not None:
+        rule = replace(rule, margin=margin)
+    return promote(model_name, version, **{f.name: getattr(rule, f.name) for f in fields(rule)}, flow_run=flow_run)

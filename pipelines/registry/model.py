@@ -1,0 +1,217 @@
+"""The packaged generator: an MLflow pyfunc model that samples text, and its consumers
+(`load_generator_model`, `generate` for `seqgan generate`, `mlflow models serve`).
+
+The model needs only mlflow, torch, pandas and ``seqgan_core``, which travels with it
+(``code_paths``): loading it does not need this repository.
+
+A request is checked whole before any sampling: every row's ``n`` is a whole number in
+[1, MAX_SAMPLES], their sum is at most MAX_SAMPLES, ``temperature`` is finite and > 0,
+``seed`` a whole number >= 0; and sampling stops with an error after MAX_SECONDS, so a
+request whose client has gone cannot keep a worker busy. A refused request raises
+`MlflowException(INVALID_PARAMETER_VALUE)`: the scoring server answers HTTP 400 with the
+cause as its message and no stack trace (any other exception becomes "unexpected error"
+with the server's stack trace in the body).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow.models import ModelSignature
+
+MAX_SAMPLES = 100_000  # per request (all rows together): ~14 s at the paper's vocabulary on 2 cores
+MAX_SECONDS = 60.0  # sampling time per request
+SAMPLE_CHUNK = 10_000  # sequences per sampling call; the deadline is checked between calls
+
+
+def _build_generator_model_class() -> type:
+    """Define `GeneratorModel` (a subclass of ``mlflow.pyfunc.PythonModel``).
+
+    Defined inside a function for two reasons: ``import pipelines.registry`` must not import
+    mlflow, and a class whose qualified name contains ``<locals>`` is pickled *by value* by
+    cloudpickle, so the logged model does not refer to this module (``pipelines`` need not
+    be importable where it is loaded). For the same reason the methods use only their own
+    imports (torch, pandas, mlflow, seqgan_core from the model's ``code`` folder), never
+    helpers of this module.
+    """
+    import mlflow.pyfunc
+
+    class GeneratorModel(mlflow.pyfunc.PythonModel):
+        """A generator behind the pyfunc interface.
+
+        Artifacts: ``generator`` (a `seqgan_core.generators` checkpoint), ``meta`` (JSON:
+        tokenizer, joiner, experiment_kind) and, for corpora, ``vocab`` (the `Vocabulary`
+        JSON). Input: a DataFrame with ``n`` and optional ``temperature`` (1.0), ``seed`` (0)
+        and ``prefix`` ("") per row; output: one row per generated sequence with
+        ``sequence`` (space-separated ids) and ``text`` (decoded text for a corpus, the ids
+        for the synthetic experiment).
+        """
+
+        # The input is checked against the signature (a DataFrame schema), not type hints:
+        # this stops PythonModel.__init_subclass__ from warning "Add type hints to predict"
+        # each time the class is made (here and whenever a model is unpickled).
+        _skip_type_hint_validation = True
+
+        def load_context(self, context):
+            import json
+
+            import torch
+            from seqgan_core.corpus import Vocabulary
+            from seqgan_core.generators import from_checkpoint
+
+            self.model = from_checkpoint(
+                torch.load(context.artifacts["generator"], map_location="cpu", weights_only=True)).eval()
+            meta_path = context.artifacts.get("meta")
+            self.meta = json.loads(open(meta_path, encoding="utf-8").read()) if meta_path else {}
+            vocab_path = context.artifacts.get("vocab")
+            self.vocab = Vocabulary.load(vocab_path) if vocab_path else None
+            if self.vocab is not None and len(self.vocab) != self.model.vocab_size:
+                raise ValueError(
+                    f"vocabulary has {len(self.vocab)} tokens but the generator's vocab_size is "
+                    f"{self.model.vocab_size}: the checkpoint and vocabulary do not belong together"
+                )
+
+        @staticmethod
+        def _refuse(message):
+            from mlflow.exceptions import MlflowException
+            from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+            return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+        def _whole(self, row, column, default, low):
+            """A cell that must hold a whole number >= low (absent/NaN: ``default``)."""
+            import math
+
+            value = row.get(column)
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                return default
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise self._refuse(f"{column} must be a whole number, got {value!r}") from None
+            if not (math.isfinite(number) and number.is_integer() and number >= low):
+                raise self._refuse(f"{column} must be a whole number >= {low}, got {value!r}")
+            return int(number)
+
+        def _temperature(self, row):
+            import math
+            import numbers
+
+            value = row.get("temperature")
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                return 1.0
+            if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
+                raise self._refuse(f"temperature must be a finite number > 0, got {value!r}")
+            return float(value)
+
+        def _prefix_ids(self, prefix):
+            """Prefix ids from a prefix cell: None/NaN/"" = no prefix."""
+            if prefix is None or (isinstance(prefix, float) and prefix != prefix) or str(prefix).strip() == "":
+                return None
+            prefix = str(prefix)
+            if self.vocab is None:
+                try:
+                    ids = [int(token) for token in prefix.split()]
+                except ValueError:
+                    raise self._refuse(
+                        f"prefix {prefix!r}: the synthetic generator takes space-separated token ids") from None
+                bad = [i for i in ids if not 0 <= i < self.model.vocab_size]
+                if bad:
+                    raise self._refuse(f"prefix ids {bad} are outside the vocabulary [0, {self.model.vocab_size})")
+            else:
+                from seqgan_core.corpus import tokenize
+
+                ids = self.vocab.encode(tokenize(prefix, self.meta.get("tokenizer", "char")))
+            if len(ids) > self.model.seq_len:
+                raise self._refuse(f"prefix has {len(ids)} tokens; sequences have {self.model.seq_len}")
+            return ids
+
+        def _requests(self, frame):
+            """Every row checked, before anything is sampled: (n, temperature, seed, prefix) each."""
+            if "n" not in frame.columns:
+                raise self._refuse("input needs a column 'n' (sequences to generate per row)")
+            rows = [(self._whole(row, "n", None, 1), self._temperature(row), self._whole(row, "seed", 0, 0),
+                     self._prefix_ids(row.get("prefix"))) for row in frame.to_dict("records")]
+            if any(n is None for n, *_ in rows):
+                raise self._refuse("every row needs n, the number of sequences to generate")
+            total = sum(n for n, *_ in rows)
+            if total > self.max_samples:
+                raise self._refuse(f"n must be in [1, {self.max_samples}] for the whole request (all rows "
+                                   f"together), got {total}; split it into several requests")
+            return rows
+
+        def predict(self, context, model_input, params=None):
+            import time
+
+            import pandas as pd
+            import torch
+
+            frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+            deadline = time.monotonic() + self.max_seconds
+            decode = ((lambda seq: self.meta.get("joiner", " ").join(self.vocab.decode(seq)))
+                      if self.vocab is not None else (lambda seq: " ".join(map(str, seq))))
+            sequences = []
+            for n, temperature, seed, prefix in self._requests(frame):
+                rng = torch.Generator().manual_seed(seed)
+                fixed = None if prefix is None else torch.tensor(prefix, dtype=torch.long)
+                for start in range(0, n, self.chunk):
+                    if time.monotonic() > deadline:
+                        raise self._refuse(f"the request ran past {self.max_seconds:g} s and was stopped; "
+                                           "ask for fewer sequences per request")
+                    with torch.no_grad():
+                        ids = self.model.sample(min(self.chunk, n - start), rng=rng, temperature=temperature,
+                                                prefix=fixed)
+                    sequences += ids.tolist()
+            return pd.DataFrame({"sequence": [" ".join(map(str, seq)) for seq in sequences],
+                                 "text": [decode(seq) for seq in sequences]})
+
+    GeneratorModel.max_samples, GeneratorModel.max_seconds, GeneratorModel.chunk = MAX_SAMPLES, MAX_SECONDS, SAMPLE_CHUNK
+    return GeneratorModel
+
+
+_generator_model_class: type | None = None
+
+
+def generator_model_class() -> type:
+    """The `GeneratorModel` class (built once; importing it imports mlflow)."""
+    global _generator_model_class
+    if _generator_model_class is None:
+        _generator_model_class = _build_generator_model_class()
+    return _generator_model_class
+
+
+def model_signature() -> "ModelSignature":
+    """Input: n (long), optional temperature (double), seed (long), prefix (string).
+    Output: sequence, text (strings)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([
+            ColSpec("long", "n"),
+            ColSpec("double", "temperature", required=False),
+            ColSpec("long", "seed", required=False),
+            ColSpec("string", "prefix", required=False),
+        ]),
+        outputs=Schema([ColSpec("string", "sequence"), ColSpec("string", "text")]),
+    )
+
+
+def load_generator_model(uri: str) -> Any:
+    """The pyfunc model at ``uri`` (e.g. ``models:/seqgan-generator@champion``)."""
+    import mlflow.pyfunc
+
+    from ..tracking import client
+
+    client()  # resolve the tracking/registry URI as the rest of the pipeline does
+    return mlflow.pyfunc.load_model(uri)
+
+
+def generate(model: Any, n: int, temperature: float = 1.0, seed: int = 0, prefix: str | None = None) -> list[str]:
+    """``n`` generated texts from a loaded model (`load_generator_model`), for ``seqgan generate``."""
+    import pandas as pd
+
+    row: dict[str, list] = {"n": [int(n)], "temperature": [float(temperature)], "seed": [int(seed)]}
+    if prefix:
+        row["prefix"] = [str(prefix)]
+    return [str(text) for text in model.predict(pd.DataFrame(row))["text"]]
