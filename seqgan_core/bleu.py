@@ -40,9 +40,9 @@ Smoothing (``BLEU(..., smoothing=...)``): "method1" is the convention above. PG-
 reward (`BLEUReward`) follows the SeqGAN authors' baseline, which called ``sentence_bleu``
 without a smoothing function; what that computes depends on the NLTK release:
 
-* "none_nltk32": NLTK 3.2 - 3.2.5 (2016 - 2017, the releases of the authors' code) leave
-  orders without a match out of the sum: BLEU-3 of a sentence with no matching trigram is
-  BP * (p_1 p_2)^(1/3). The default of `BLEUReward`.
+* "none_nltk32": NLTK 3.2.1 - 3.2.5 (April 2016 - 2018, current when the authors' code
+  was written in 2016) leave orders without a match out of the sum: BLEU-3 of a sentence
+  with no matching trigram is BP * (p_1 p_2)^(1/3). The default of `BLEUReward`.
 * "none": NLTK >= 3.3 gives such an order the precision 2.2e-308 (sys.float_info.min),
   so its score is ~1e-103: zero for any sentence without a match of every order.
 """
