@@ -35,13 +35,25 @@ strongly on the size of the set, so the sample size is an explicit, reported par
 Sentences are sequences of hashable tokens (str, int, ...) that are already trimmed
 (no padding / end-of-sequence tokens); numpy rows and torch tensors are accepted and
 converted with ``tolist()``.
+
+Smoothing (``BLEU(..., smoothing=...)``): "method1" is the convention above. PG-BLEU's
+reward (`BLEUReward`) follows the SeqGAN authors' baseline, which called ``sentence_bleu``
+without a smoothing function; what that computes depends on the NLTK release:
+
+* "none_nltk32": NLTK 3.2.1 - 3.2.5 (April 2016 - 2018, current when the authors' code
+  was written in 2016) leave orders without a match out of the sum: BLEU-3 of a sentence
+  with no matching trigram is BP * (p_1 p_2)^(1/3). The default of `BLEUReward`.
+* "none": NLTK >= 3.3 gives such an order the precision 2.2e-308 (sys.float_info.min),
+  so its score is ~1e-103: zero for any sentence without a match of every order.
 """
 from __future__ import annotations
 
 import math
+import sys
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -50,6 +62,8 @@ from .corpus import strip_eos
 
 Sentence = Sequence[Hashable]
 NGram = tuple[Hashable, ...]
+Smoothing = Literal["method1", "none", "none_nltk32"]
+SMOOTHINGS = ("method1", "none", "none_nltk32")
 
 # NLTK's SmoothingFunction().method1 default: epsilon counts added to zero numerators.
 _EPSILON = 0.1
@@ -79,9 +93,10 @@ def _closest_length(sorted_lengths: Sequence[int], hyp_len: int) -> int:
     return min(candidates, key=lambda r: (abs(r - hyp_len), r))
 
 
-def _sentence_bleu(matches: Sequence[int], hyp_len: int, ref_len: int, n: int) -> float:
+def _sentence_bleu(matches: Sequence[int], hyp_len: int, ref_len: int, n: int, smoothing: Smoothing) -> float:
     """BLEU-n from clipped match counts, operation for operation as NLTK's
-    ``corpus_bleu`` on one sentence with weights (1/n,)*n and method1 smoothing.
+    ``corpus_bleu`` on one sentence with weights (1/n,)*n and ``smoothing`` (see the
+    module docstring for the NLTK release each one mirrors).
 
     matches[k-1] is the clipped k-gram match count. The order of float operations
     (int/int division, log, fsum, exp, product with BP) is NLTK's, so results are
@@ -94,11 +109,24 @@ def _sentence_bleu(matches: Sequence[int], hyp_len: int, ref_len: int, n: int) -
     for k in range(1, n + 1):
         total = max(1, hyp_len - k + 1)
         matched = matches[k - 1]
-        precision = matched / total if matched else _EPSILON / total
+        if matched:
+            precision = matched / total
+        elif smoothing == "method1":
+            precision = _EPSILON / total
+        elif smoothing == "none":
+            precision = sys.float_info.min
+        else:  # "none_nltk32" leaves the order out; no higher order can match either
+            break
         log_terms.append(weight * math.log(precision))
     # hyp_len > 0 here because at least one unigram matched.
     penalty = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len)
     return penalty * math.exp(math.fsum(log_terms))
+
+
+def _check_smoothing(smoothing: str) -> Smoothing:
+    if smoothing not in SMOOTHINGS:
+        raise ValueError(f"smoothing must be one of {', '.join(SMOOTHINGS)}, got {smoothing!r}")
+    return smoothing
 
 
 def _check_orders(orders: Iterable[int], max_n: int) -> tuple[int, ...]:
@@ -116,6 +144,7 @@ def _scores_by_order(
     orders: tuple[int, ...],
     match_counts: Callable[[int, tuple[Hashable, ...], int], list[int]],
     ref_length: Callable[[int, int], int],
+    smoothing: Smoothing,
 ) -> dict[int, np.ndarray]:
     """Score every hypothesis for every order from one counting pass.
 
@@ -128,7 +157,7 @@ def _scores_by_order(
         matches = match_counts(i, hyp, top)
         ref_len = ref_length(i, len(hyp))
         for n in orders:
-            scores[n][i] = _sentence_bleu(matches, len(hyp), ref_len, n)
+            scores[n][i] = _sentence_bleu(matches, len(hyp), ref_len, n, smoothing)
     return scores
 
 
@@ -138,11 +167,13 @@ class BLEU:
 
     The reference statistics are built once (O(total reference length * max_n)), so
     the same object can score many hypothesis sets, e.g. after every training epoch.
+    ``smoothing`` is the convention's "method1" unless told otherwise (module docstring).
     """
 
-    def __init__(self, references: Iterable[Sentence], max_n: int = 5) -> None:
+    def __init__(self, references: Iterable[Sentence], max_n: int = 5, smoothing: Smoothing = "method1") -> None:
         if not isinstance(max_n, int) or max_n < 1:
             raise ValueError(f"max_n must be a positive int, got {max_n!r}")
+        self.smoothing = _check_smoothing(smoothing)
         refs = [_as_tokens(r) for r in references]
         if not refs:
             raise ValueError("BLEU needs at least one reference sentence")
@@ -181,7 +212,7 @@ class BLEU:
         """{n: per-hypothesis BLEU-n} for each n in `orders`, in one pass."""
         orders = _check_orders(orders, self.max_n)
         hyps = [_as_tokens(h) for h in hypotheses]
-        return _scores_by_order(hyps, orders, self._match_counts, self._ref_length)
+        return _scores_by_order(hyps, orders, self._match_counts, self._ref_length, self.smoothing)
 
     def sentence_scores(self, hypotheses: Iterable[Sentence], n: int) -> np.ndarray:
         """Per-hypothesis BLEU-n, equal to NLTK's sentence_bleu (see module docstring)."""
@@ -206,14 +237,19 @@ class BLEUReward:
 
     The SeqGAN authors' PG-BLEU baseline runs SeqGAN's loop with this in place of the
     discriminator: BLEU-3 (uniform weights) against a random 40% of the real data, one
-    rollout per prefix. Called with a (M, T) LongTensor of token ids, it returns the
-    (M,) float rewards on the same device. With ``eos_id`` set, rows are cut at their
-    first end token before scoring (corpus data); the oracle's rows are scored whole.
+    rollout per prefix, NLTK's ``sentence_bleu`` without smoothing. The paper does not
+    say which smoothing; the default, "none_nltk32", is what that call computed in the
+    NLTK of the authors' code (orders without a match left out, module docstring);
+    "none" is today's NLTK (such sentences score ~0), "method1" the evaluation
+    convention. Called with a (M, T) LongTensor of token ids, it returns the (M,) float
+    rewards on the same device. With ``eos_id`` set, rows are cut at their first end
+    token before scoring (corpus data); the oracle's rows are scored whole.
     """
 
-    def __init__(self, references: torch.Tensor, n: int = 3, eos_id: int | None = None) -> None:
+    def __init__(self, references: torch.Tensor, n: int = 3, eos_id: int | None = None,
+                 smoothing: Smoothing = "none_nltk32") -> None:
         self.n, self.eos_id = n, eos_id
-        self.bleu = BLEU(strip_eos(references, eos_id), max_n=n)
+        self.bleu = BLEU(strip_eos(references, eos_id), max_n=n, smoothing=smoothing)
 
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
         scores = self.bleu.sentence_scores(strip_eos(tokens.cpu(), self.eos_id), self.n)
@@ -307,7 +343,7 @@ class SelfBLEU:
         """{n: per-sample Self-BLEU-n}, samples in the order of `self.indices`."""
         orders = _check_orders(orders, self.max_n)
         return _scores_by_order(
-            self._samples, orders, self._match_counts, self._ref_length
+            self._samples, orders, self._match_counts, self._ref_length, "method1"
         )
 
     def sentence_scores(self, n: int) -> np.ndarray:

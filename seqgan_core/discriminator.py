@@ -28,7 +28,9 @@ sequences. Only the summation order differs (outputs agree to float rounding).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +38,7 @@ from torch import nn
 
 PAPER_FILTER_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
 PAPER_NUM_FILTERS = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
+INITS = ("tf", "torch")
 
 
 class Discriminator(nn.Module):
@@ -49,8 +52,13 @@ class Discriminator(nn.Module):
         dropout: float = 0.25,
         l2_reg: float = 0.2,
         highway_gate_bias: float = 0.0,
+        init: Literal["tf", "torch"] = "tf",
     ) -> None:
+        """``init`` (see `_initialise`): "tf", the authors' initialisers for every layer
+        (the default), or "torch", the highway layers left at PyTorch's defaults."""
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         if len(filter_sizes) != len(num_filters):
             raise ValueError(
                 f"filter_sizes ({len(filter_sizes)} widths) and num_filters ({len(num_filters)} counts) "
@@ -76,11 +84,21 @@ class Discriminator(nn.Module):
         self.highway_gate_bias = highway_gate_bias
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(features, 2)
-        self.reset_parameters()
+        self._initialise(init)
 
-    def reset_parameters(self) -> None:
-        """The authors' initialisers: embedding U(-1, 1), conv and output weights
-        truncated N(0, 0.1), their biases 0.1; highway layers keep PyTorch's defaults."""
+    def _initialise(self, init: Literal["tf", "torch"]) -> None:
+        """The authors' initialisers (LantaoYu/SeqGAN discriminator.py): embedding
+        U(-1, 1); convolution and output weights truncated N(0, 0.1) (TF redraws beyond
+        2 sd), their biases 0.1. Their highway layers (`linear`) make weight and bias with
+        ``tf.get_variable`` and no initialiser, which in TF 1.x means Glorot uniform
+        U(-a, a), a = sqrt(6 / (fan_in + fan_out)), for the bias too (a vector of n
+        entries has fan_in = fan_out = n): that is ``init="tf"``. ``init="torch"`` keeps
+        the highway layers as nn.Linear made them, U(-1/sqrt(in), 1/sqrt(in)) for weight
+        and bias (this module before the option existed).
+
+        Drawn from torch's global generator (nn.init, as the construction itself; a
+        stage seeds it with torch.manual_seed), the Glorot draws last, so the other
+        layers get the same numbers under either init."""
         with torch.no_grad():
             nn.init.uniform_(self.embedding.weight, -1.0, 1.0)
             for w, b in zip(self.conv_weights, self.conv_biases):
@@ -88,6 +106,11 @@ class Discriminator(nn.Module):
                 b.fill_(0.1)
             nn.init.trunc_normal_(self.out.weight, std=0.1, a=-0.2, b=0.2)
             self.out.bias.fill_(0.1)
+            if init == "tf":
+                for layer in (self.highway_transform, self.highway_gate):
+                    nn.init.xavier_uniform_(layer.weight)
+                    bound = math.sqrt(6.0 / (2 * layer.bias.numel()))
+                    nn.init.uniform_(layer.bias, -bound, bound)
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         """Max-pooled filter responses after the highway layer: (B, total filters)."""

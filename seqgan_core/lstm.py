@@ -206,22 +206,35 @@ class LSTMLanguageModel(nn.Module):
         """Teacher-forced logits (B, T, V)."""
         return self.output_logits(self.teacher_forced_hidden(tokens))
 
-    def token_log_probs(self, tokens: torch.Tensor) -> torch.Tensor:
-        """log p(y_t | y_<t) for every position: (B, T). Differentiable."""
+    def token_log_probs(self, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """log p(y_t | y_<t) for every position under softmax(logits / temperature): (B, T).
+        Differentiable (through the temperature's scaling of the output layer too)."""
+        weight, bias = self._tempered_output_layer(temperature)
         h = self.teacher_forced_hidden(tokens).reshape(-1, self.hidden_dim)
-        return _TokenLogProbs.apply(h, self.W_out, self.b_out, tokens.reshape(-1), _SOFTMAX_CHUNK_ROWS).view_as(tokens)
+        return _TokenLogProbs.apply(h, weight, bias, tokens.reshape(-1), _SOFTMAX_CHUNK_ROWS).view_as(tokens)
 
     @torch.no_grad()
-    def token_log_probs_chunked(self, tokens: torch.Tensor, chunk_rows: int = 512) -> torch.Tensor:
+    def token_log_probs_chunked(self, tokens: torch.Tensor, chunk_rows: int = 512,
+                                temperature: float = 1.0) -> torch.Tensor:
         """``token_log_probs`` for scoring large sets without gradients: the recurrence runs
         over the whole batch, the (positions x vocab) softmax in cache-sized chunks."""
+        weight, bias = self._tempered_output_layer(temperature)
         h = self.teacher_forced_hidden(tokens).flatten(0, 1)
         targets = tokens.reshape(-1)
         out = torch.empty(h.shape[0], device=h.device)
         for start in range(0, h.shape[0], chunk_rows):
             rows = slice(start, start + chunk_rows)
-            out[rows] = _TokenLogProbs.apply(h[rows], self.W_out, self.b_out, targets[rows], chunk_rows)
+            out[rows] = _TokenLogProbs.apply(h[rows], weight, bias, targets[rows], chunk_rows)
         return out.view_as(tokens)
+
+    def _tempered_output_layer(self, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W_out, b_out) / temperature, whose logits are logits / temperature. At 1 the
+        parameters themselves, with no copy: the untempered path is the one training takes,
+        and its values stay bit-identical to those before temperatures existed."""
+        check_temperature(temperature)
+        if temperature == 1.0:
+            return self.W_out, self.b_out
+        return self.W_out / temperature, self.b_out / temperature
 
     # ------------------------------------------------------------------ sampling
     def sample_next(

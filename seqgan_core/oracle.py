@@ -15,6 +15,7 @@ import torch
 
 from . import randomness
 from .lstm import LSTMLanguageModel
+from .sampling import check_temperature
 
 # Names of the arrays in the paper's oracle file (shared/oracle/README.md), grouped by
 # where they go in LSTMLanguageModel. Gate order i, f, o, c matches the model's blocks.
@@ -149,17 +150,29 @@ def _check_oracle_arrays(path: str | PathLike, arrays: dict[str, np.ndarray]) ->
 
 
 @torch.no_grad()
-def sequence_nll(model: LSTMLanguageModel, tokens: torch.Tensor, batch_size: int = 2048) -> float:
-    """Mean over all positions of -log p(y_t | y_<t) under ``model``: NLL-oracle when the
-    model is the oracle and the tokens are generated; NLL-test when the model is the
-    generator and the tokens are held-out data."""
+def sequence_nll(model: torch.nn.Module, tokens: torch.Tensor, batch_size: int = 2048,
+                 temperature: float = 1.0) -> float:
+    """Mean over all positions of -log p(y_t | y_<t) under ``model`` at ``temperature``
+    (softmax(logits / temperature)): NLL-oracle when the model is the oracle and the tokens
+    are generated; NLL-test when the model is the generator and the tokens are held-out
+    data (at t != 1, the NLL-test of the tempered generator, the diversity side of a
+    temperature sweep's quality-diversity frontier).
+
+    ``model`` is any generator of the common interface (``token_log_probs(tokens,
+    temperature)``); one that offers `LSTMLanguageModel.token_log_probs_chunked` is
+    scored with it, which never holds a whole batch's (positions x vocab) softmax.
+    """
+    check_temperature(temperature)
     if tokens.numel() == 0:
         raise ValueError("cannot score an empty set of sequences")
+    score = getattr(model, "token_log_probs_chunked", model.token_log_probs)
     was_training = model.training
     model.eval()
     total = 0.0
-    for start in range(0, tokens.shape[0], batch_size):
-        batch = tokens[start : start + batch_size].to(model.device)
-        total -= model.token_log_probs_chunked(batch).double().sum().item()
-    model.train(was_training)
+    try:
+        for start in range(0, tokens.shape[0], batch_size):
+            batch = tokens[start : start + batch_size].to(model.device)
+            total -= score(batch, temperature=temperature).double().sum().item()
+    finally:
+        model.train(was_training)
     return total / tokens.numel()

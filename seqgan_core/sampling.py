@@ -93,8 +93,9 @@ def sample_log2_weights(
 
 
 def check_temperature(temperature: float) -> None:
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    """A temperature is a finite number > 0 (NaN would pass a plain ``<= 0`` test)."""
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
 
 
 def _blocked(weights: torch.Tensor, num_samples: int) -> bool | None:

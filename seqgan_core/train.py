@@ -224,9 +224,34 @@ def scheduled_sampling_step(
 
 
 def mixed_mle_prefix_length(step: int, seq_len: int, drop: int) -> int:
-    """MaliGAN-full's N: the real prefix kept at update ``step`` (0-based) starts at the
-    whole sequence and falls by ``drop`` (the paper's K) per update, down to 0."""
-    return max(0, seq_len - drop * step)
+    """MaliGAN-full's N at iteration ``step`` (0-based): T - K (step + 1), down to 0.
+
+    The paper's Algorithm 2 sets N <- T once, then starts every iteration with
+    N <- N - K, so even the first iteration samples its last K tokens (an N = T batch
+    would be plain MLE, with nothing for D to weight). The iteration's D rounds
+    (`real_prefix_negatives`) and its generator update use the same N."""
+    return max(0, seq_len - drop * (step + 1))
+
+
+def real_prefix_negatives(generator: LSTMLanguageModel, real: torch.Tensor, n: int, prefix_len: int,
+                          *, rng: torch.Generator | None = None) -> torch.Tensor:
+    """MaliGAN-full's negatives for D (Algorithm 2): ``n`` real sequences keep their first
+    ``prefix_len`` tokens (the iteration's N) and the generator samples the rest, so D
+    learns to tell real continuations of a real prefix from sampled ones, which is what
+    it then weights in the generator update.
+
+    The rows are a random order of ``real`` (another order after each pass, when ``n``
+    exceeds its size), drawn from ``rng`` before the samples. With ``prefix_len`` 0 no
+    rows are drawn: the negatives are ``generator.sample(n, rng=rng)``, the free-running
+    ones of SeqGAN and MaliGAN-basic.
+    """
+    if not 0 <= prefix_len <= real.shape[1]:
+        raise ValueError(f"prefix_len {prefix_len} is outside [0, {real.shape[1]}], the length of the real sequences")
+    if prefix_len == 0:
+        return generator.sample(n, rng=rng)
+    passes = -(-n // real.shape[0])
+    rows = torch.cat([randomness.randperm(real.shape[0], rng) for _ in range(passes)])[:n]
+    return generator.sample(n, rng=rng, prefix=real[rows.to(real.device), :prefix_len])
 
 
 def maligan_generator_step(

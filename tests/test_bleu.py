@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 
 import numpy as np
 import pytest
 import torch
-from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+from nltk.translate.bleu_score import SmoothingFunction, modified_precision, sentence_bleu
 
-from seqgan_core.bleu import BLEU, SelfBLEU, bleu, self_bleu
+from seqgan_core.bleu import BLEU, BLEUReward, SelfBLEU, bleu, self_bleu
 
 METHOD1 = SmoothingFunction().method1
 ATOL = 1e-9
@@ -176,6 +177,73 @@ def test_invalid_arguments_raise():
         scorer.sentence_scores([[1, 2]], 0)
     with pytest.raises(ValueError):
         scorer.corpus_mean([], 2)
+
+
+# ------------------------------------------------------------------- smoothing
+def nltk_unsmoothed(references, hypothesis, weights):
+    with warnings.catch_warnings():  # NLTK warns about every order without a match
+        warnings.simplefilter("ignore", UserWarning)
+        return float(sentence_bleu(references, hypothesis, weights=weights))
+
+
+def nltk32_unsmoothed(references, hypothesis, n):
+    """NLTK 3.2.x's unsmoothed BLEU-n: orders without a match are left out of the sum
+    (their weights are not renormalised), i.e. today's NLTK with the weights cut at the
+    highest matching order m: BP * exp(sum_(k <= m) log(p_k) / n)."""
+    m = 0
+    while m < n and modified_precision(references, hypothesis, m + 1).numerator > 0:
+        m += 1
+    return 0.0 if m == 0 else nltk_unsmoothed(references, hypothesis, (1 / n,) * m)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_unsmoothed_parity_with_nltk(seed):
+    rng = random.Random(200 + seed)
+    references = random_sentences(rng, 20, 4 + 2 * seed, min_len=1)
+    hypotheses = random_sentences(rng, 25, 4 + 2 * seed)
+    for n in range(1, 6):
+        scorer = BLEU(references, max_n=n, smoothing="none")
+        expected = [nltk_unsmoothed(references, h, (1 / n,) * n) for h in hypotheses]
+        # Relative: the scores of sentences without a match of every order are ~1e-100.
+        np.testing.assert_allclose(scorer.sentence_scores(hypotheses, n), expected, rtol=1e-12, atol=0)
+        legacy = BLEU(references, max_n=n, smoothing="none_nltk32")
+        expected = [nltk32_unsmoothed(references, h, n) for h in hypotheses]
+        np.testing.assert_allclose(legacy.sentence_scores(hypotheses, n), expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_CASES))
+def test_unsmoothed_edge_cases_match_nltk(case):
+    references, hypothesis = EDGE_CASES[case]
+    for n in (2, 3, 4):
+        none = BLEU(references, smoothing="none").sentence_scores([hypothesis], n)[0]
+        assert none == pytest.approx(nltk_unsmoothed(references, hypothesis, (1 / n,) * n), rel=1e-12, abs=0)
+        legacy = BLEU(references, smoothing="none_nltk32").sentence_scores([hypothesis], n)[0]
+        assert legacy == pytest.approx(nltk32_unsmoothed(references, hypothesis, n), rel=1e-12, abs=0)
+
+
+def test_the_three_smoothings_on_a_sentence_without_a_bigram_match():
+    references, hypothesis = EDGE_CASES["unigrams_only"]  # 4 of 4 unigrams, 0 of 3 bigrams
+    scores = {s: BLEU(references, smoothing=s).sentence_scores([hypothesis], 2)[0]
+              for s in ("method1", "none", "none_nltk32")}
+    assert scores["method1"] == pytest.approx(math.sqrt(1.0 * 0.1 / 3), abs=ATOL)
+    assert 0 < scores["none"] < 1e-150  # exp(log(2.2e-308) / 2)
+    assert scores["none_nltk32"] == pytest.approx(1.0 ** 0.5, abs=ATOL)  # the bigram term is left out
+    with pytest.raises(ValueError, match="smoothing"):
+        BLEU(references, smoothing="method7")
+
+
+def test_bleu_reward_defaults_to_the_authors_unsmoothed_bleu():
+    references = torch.tensor([[1, 2, 3, 4, 5, 6], [2, 3, 7, 7, 8, 9]])
+    hypotheses = torch.tensor([[4, 3, 2, 1, 9, 8], [1, 2, 3, 9, 9, 9], [1, 2, 3, 4, 5, 6]])
+    rows = hypotheses.tolist()
+    default = BLEUReward(references, n=3)(hypotheses)
+    expected = [nltk32_unsmoothed(references.tolist(), h, 3) for h in rows]
+    np.testing.assert_allclose(default.numpy(), np.float32(expected), rtol=0, atol=1e-7)
+    method1 = BLEUReward(references, n=3, smoothing="method1")(hypotheses)
+    np.testing.assert_allclose(method1.numpy(), np.float32([nltk_bleu(references.tolist(), h, 3) for h in rows]),
+                               rtol=0, atol=1e-7)
+    none = BLEUReward(references, n=3, smoothing="none")(hypotheses)
+    assert none[0] == 0.0 and none[2] == 1.0  # no bigram match: ~1e-103, 0 in float32
 
 
 # ---------------------------------------------------------------------- Self-BLEU

@@ -1,8 +1,10 @@
 """The CNN discriminator: dropout is the DROP rate, widths are validated, the
 unfolded-matmul convolution equals conv1d + ReLU + max-over-time, the highway layer and
-the L2 penalty follow the authors' code, and P(real) is scored without dropout."""
+the L2 penalty follow the authors' code, P(real) is scored without dropout, and the
+initialisers are the authors' (Glorot uniform highway layers) unless init="torch"."""
 from __future__ import annotations
 
+import math
 
 import pytest
 import torch
@@ -217,3 +219,57 @@ def test_authors_initialisers() -> None:
         assert torch.equal(b, torch.full_like(b, 0.1))
     assert d.out.weight.abs().max() <= 0.2
     assert torch.equal(d.out.bias, torch.full_like(d.out.bias, 0.1))
+
+
+# ------------------------------------------------------------ initialisation
+def paper_sized(init: str, seed: int = 0) -> Discriminator:
+    """The paper's filter bank (1,720 features) on a small embedding, built from the seed."""
+    torch.manual_seed(seed)
+    return Discriminator(VOCAB, seq_len=20, emb_dim=4, init=init)
+
+
+def assert_uniform(x: torch.Tensor, bound: float) -> None:
+    """Entries within [-bound, bound], filling it, with U(-bound, bound)'s mean and sd
+    (within 5 standard errors)."""
+    x = x.detach().double().flatten()
+    n = x.numel()
+    assert x.abs().max().item() <= bound
+    assert x.abs().max().item() > bound * (1 - 20 / n)
+    assert abs(x.mean().item()) < 5 * bound / math.sqrt(3 * n)
+    # sd of U(-a, a) is a / sqrt(3); its estimate's standard error is ~ a / sqrt(3) * sqrt(0.8 / (4 n))
+    assert x.std().item() == pytest.approx(bound / math.sqrt(3), abs=5 * bound / math.sqrt(3) * math.sqrt(0.2 / n))
+
+
+def test_tf_init_gives_the_highway_layers_glorot_uniform() -> None:
+    """TF 1.x's get_variable default for the authors' highway `linear`: weight and bias
+    U(-a, a), a = sqrt(6 / (fan_in + fan_out)); a bias of n entries has fans n and n."""
+    d = paper_sized("tf")
+    features = sum(PAPER_NUM_FILTERS)
+    for layer in (d.highway_transform, d.highway_gate):
+        assert_uniform(layer.weight, math.sqrt(6 / (features + features)))  # 0.0418 for 1,720 features
+        assert_uniform(layer.bias, math.sqrt(6 / (features + features)))
+    assert not torch.equal(d.highway_transform.weight, d.highway_gate.weight)
+
+
+def test_torch_init_keeps_pytorchs_linear_defaults_and_changes_nothing_else() -> None:
+    tf, torch_init = paper_sized("tf"), paper_sized("torch")
+    features = sum(PAPER_NUM_FILTERS)
+    for layer in (torch_init.highway_transform, torch_init.highway_gate):
+        assert_uniform(layer.weight, 1 / math.sqrt(features))
+        assert_uniform(layer.bias, 1 / math.sqrt(features))
+    # Only the highway layers differ: the Glorot draws come after every other layer's.
+    for (name, a), (_, b) in zip(tf.named_parameters(), torch_init.named_parameters()):
+        assert torch.equal(a, b) == (not name.startswith("highway")), name
+
+
+def test_the_default_init_is_tf_and_is_seeded_by_torch_manual_seed() -> None:
+    kwargs = dict(seq_len=LENGTH, emb_dim=EMB, filter_sizes=(2, 3), num_filters=(40, 40))
+    torch.manual_seed(3)
+    default = Discriminator(VOCAB, **kwargs)
+    torch.manual_seed(3)
+    tf = Discriminator(VOCAB, init="tf", **kwargs)
+    for a, b in zip(default.parameters(), tf.parameters()):
+        assert torch.equal(a, b)
+    assert default.highway_gate.weight.abs().max() > 1 / math.sqrt(80)  # beyond PyTorch's bound, inside Glorot's
+    with pytest.raises(ValueError, match="init"):
+        Discriminator(VOCAB, init="xavier", **kwargs)

@@ -17,6 +17,7 @@ from seqgan_core.train import (
     maligan_generator_step,
     mixed_mle_prefix_length,
     mle_step,
+    real_prefix_negatives,
     scheduled_sampling_step,
     seqgan_generator_step,
     teacher_forcing_probability,
@@ -75,8 +76,43 @@ def test_maligan_loss_rejects_ragged_groups() -> None:
         maligan_loss(torch.zeros(6, 3), torch.full((6,), 0.5), group_size=4)
 
 
-def test_mixed_mle_prefix_falls_from_t_by_k_to_zero() -> None:
-    assert [mixed_mle_prefix_length(step, 20, 3) for step in range(9)] == [20, 17, 14, 11, 8, 5, 2, 0, 0]
+def test_mixed_mle_prefix_falls_by_k_before_the_first_update() -> None:
+    """Algorithm 2: N <- T, then N <- N - K at the start of every iteration, so the first
+    update already samples K tokens (it used to keep all T: a pure MLE batch)."""
+    assert [mixed_mle_prefix_length(step, 20, 3) for step in range(9)] == [17, 14, 11, 8, 5, 2, 0, 0, 0]
+
+
+def test_real_prefix_negatives_keep_real_prefixes_and_sample_the_rest() -> None:
+    torch.manual_seed(0)
+    g = Generator(VOCAB, 8, 8, LENGTH)
+    real = torch.randint(0, VOCAB, (40, LENGTH), generator=seeded(1))
+    negatives = real_prefix_negatives(g, real, 30, 5, rng=seeded(2))
+    # The same draws by hand: a random order of the real rows, then the continuations.
+    rng = seeded(2)
+    rows = torch.randperm(40, generator=rng)[:30]
+    assert torch.equal(negatives, g.sample(30, rng=rng, prefix=real[rows, :5]))
+    assert torch.equal(negatives[:, :5], real[rows, :5]) and len(set(rows.tolist())) == 30
+    assert not torch.equal(negatives[:, 5:], real[rows, 5:])  # sampled, not copied
+
+
+def test_real_prefix_negatives_cycle_through_the_real_rows() -> None:
+    torch.manual_seed(0)
+    g = Generator(VOCAB, 8, 8, LENGTH)
+    real = torch.arange(7).unsqueeze(1).repeat(1, LENGTH)  # row i is all i: its prefix names it
+    negatives = real_prefix_negatives(g, real, 17, 2, rng=seeded(3))
+    first = negatives[:, 0]
+    for start in (0, 7):  # two whole passes, each every row once, then 3 rows of a third
+        assert torch.equal(first[start : start + 7].sort().values, torch.arange(7))
+    assert len(set(first[14:].tolist())) == 3
+
+
+def test_real_prefix_negatives_without_a_prefix_are_free_samples() -> None:
+    torch.manual_seed(0)
+    g = Generator(VOCAB, 8, 8, LENGTH)
+    real = torch.randint(0, VOCAB, (40, LENGTH), generator=seeded(1))
+    assert torch.equal(real_prefix_negatives(g, real, 12, 0, rng=seeded(4)), g.sample(12, rng=seeded(4)))
+    with pytest.raises(ValueError, match="prefix_len"):
+        real_prefix_negatives(g, real, 12, LENGTH + 1)
 
 
 # --------------------------------------------------------- scheduled sampling
@@ -120,11 +156,11 @@ def test_scheduled_sampling_is_seeded_and_rejects_bad_probabilities() -> None:
 
 
 # ------------------------------------------------------------------ PG-BLEU
-def test_bleu_reward_is_texygen_bleu_of_each_row_cut_at_eos() -> None:
+def test_bleu_reward_is_the_authors_bleu_of_each_row_cut_at_eos() -> None:
     references = torch.tensor([[5, 6, 7, 8, 0, 0], [5, 6, 9, 9, 9, 0]])
     hypotheses = torch.tensor([[5, 6, 7, 0, 3, 3], [9, 9, 9, 9, 9, 9], [4, 4, 0, 0, 0, 0]])
     rewards = BLEUReward(references, n=3, eos_id=0)(hypotheses)
-    expected = BLEU(strip_eos(references), max_n=3).sentence_scores(strip_eos(hypotheses), 3)
+    expected = BLEU(strip_eos(references), max_n=3, smoothing="none_nltk32").sentence_scores(strip_eos(hypotheses), 3)
     assert rewards.dtype == torch.float32 and rewards.shape == (3,)
     assert torch.allclose(rewards, torch.tensor(expected, dtype=torch.float32))
     assert rewards[0] > rewards[2]
