@@ -106,6 +106,7 @@ class DiscriminatorParams(Section):
     num_filters: Annotated[list[PositiveInt], Field(min_length=1)]
     dropout: Annotated[float, Field(ge=0, lt=1, description="drop probability (the paper keeps 0.75: 0.25)")]
     l2_reg: Annotated[float, Field(ge=0)]
+    init: Literal["tf", "torch"] = Field(description="tf: the authors' initialisers; torch: PyTorch's defaults")
 
     @model_validator(mode="after")
     def _same_length(self) -> "DiscriminatorParams":
@@ -154,6 +155,8 @@ class AdversarialCommonParams(Section):
     max_abs_weight: PositiveFloat = Field(
         description="the stage stops (TrainingDiverged) when a generator weight's |w| exceeds this after a batch")
     d_steps: NonNegativeInt
+    d_optimizer: Literal["continue", "fresh"] = Field(
+        description="continue: D's Adam state carries on from pretraining, as in the authors' code")
     d_epochs: PositiveInt
     d_negatives: PositiveInt
     eval_every: PositiveInt

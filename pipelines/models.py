@@ -22,7 +22,8 @@ def build_generator(params: Params, dataset: Dataset) -> Generator:
 
 def build_discriminator(params: Params, dataset: Dataset) -> Discriminator:
     d = params.discriminator
-    return Discriminator(dataset.vocab_size, dataset.seq_len, d.emb_dim, d.filter_sizes, d.num_filters, d.dropout, d.l2_reg)
+    return Discriminator(dataset.vocab_size, dataset.seq_len, d.emb_dim, d.filter_sizes, d.num_filters, d.dropout,
+                         d.l2_reg, init=d.init)
 
 
 def save_generator(path: Path, generator: torch.nn.Module) -> None:
@@ -33,12 +34,16 @@ def load_generator(path: Path, device: torch.device) -> torch.nn.Module:
     return from_checkpoint(torch.load(require(path), map_location="cpu", weights_only=True)).to(device)
 
 
-def save_model(path: Path, model: torch.nn.Module, config: dict[str, Any]) -> None:
-    """A model other than a generator (the oracle, a discriminator) with the settings it was built from."""
+def save_model(path: Path, model: torch.nn.Module, config: dict[str, Any],
+               optimizer: torch.optim.Optimizer | None = None) -> None:
+    """A model other than a generator (the oracle, a discriminator) with the settings it was
+    built from, and the state of the optimiser that trained it if training goes on later."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_torch(path, {"config": config, "state_dict": state})
+    extra = {} if optimizer is None else {"optimizer": optimizer.state_dict()}
+    save_torch(path, {"config": config, "state_dict": state, **extra})
 
 
-def load_model_state(model: torch.nn.Module, path: Path) -> torch.nn.Module:
-    model.load_state_dict(torch.load(require(path), map_location="cpu", weights_only=True)["state_dict"])
-    return model
+def load_saved(path: Path) -> dict[str, Any]:
+    """A file written by `save_model`."""
+    return torch.load(require(path), map_location="cpu", weights_only=True)
+

@@ -24,8 +24,8 @@ from seqgan_core.train import check_weights_bounded
 
 from ..contract import Artifacts
 from ..datasets import Dataset, load_dataset
-from ..files import write_json
-from ..models import build_discriminator, build_generator, load_generator, load_model_state, save_generator, save_model
+from ..files import StageError, write_json
+from ..models import build_discriminator, build_generator, load_generator, load_saved, save_generator, save_model
 from ..plots import plot_curves, write_csv
 from ..resume import Checkpointer, fingerprint
 from ..runtime import StageContext, experiment_arg, run_main, seeded_rng, stage
@@ -76,9 +76,17 @@ def train(ctx: StageContext, dataset: Dataset, method: str, outputs: Outputs) ->
         generator = build_generator(ctx.params, dataset).to(ctx.device)
     else:
         generator = load_generator(ctx.artifacts.generator_mle, ctx.device)
-    discriminator = load_model_state(build_discriminator(ctx.params, dataset), ctx.artifacts.discriminator_pre)
+    pretrained = load_saved(ctx.artifacts.discriminator_pre)
+    discriminator = build_discriminator(ctx.params, dataset)
+    discriminator.load_state_dict(pretrained["state_dict"])
     discriminator.to(ctx.device)
     trainer = build_method(method, ctx, dataset, generator, discriminator, rng)
+    if a.d_optimizer == "continue":  # the authors train D with one Adam, pretraining and adversarial rounds alike
+        if "optimizer" not in pretrained:
+            raise StageError(f"{ctx.artifacts.discriminator_pre} holds no optimiser state (it predates "
+                             "adversarial.d_optimizer); re-run `dvc repro -f pretrain_discriminator@"
+                             f"{ctx.experiment}`, or set adversarial.d_optimizer: fresh")
+        trainer.d_optimizer.load_state_dict(pretrained["optimizer"])
     batches = 0 if untrained else a.batches
 
     history: list[dict] = [{"batch": 0, **nll_scores(generator, dataset, a.eval_samples, eval_rng)}]

@@ -27,7 +27,7 @@ def main() -> None:
                                           epochs=p.epochs, batch_size=p.batch_size, rng=rng)
             progress.set_postfix({k: f"{v:.3f}" for k, v in metrics.items()})
             ctx.tracker.log_metrics(metrics, step=round_ + 1)
-        save_model(ctx.artifacts.discriminator_pre, discriminator, ctx.params.discriminator.model_dump())
+        save_model(ctx.artifacts.discriminator_pre, discriminator, ctx.params.discriminator.model_dump(), optimizer)
         write_json(ctx.artifacts.metrics("pretrain_discriminator"), metrics)
 
 

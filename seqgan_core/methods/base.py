@@ -98,9 +98,13 @@ class AdversarialMethod:
             raise TypeError(f"{self.name} takes {'no settings' if self.Settings is None else self.Settings.__name__}")
         self.generator, self.discriminator, self.real = generator, discriminator, real
         self.settings, self.common, self.rng, self.eos_id = settings, common, rng, eos_id
-        self.g_optimizer = adam(generator.parameters(), common.lr)
+        self.g_optimizer = adam(generator.parameters(), self.generator_lr())
         # D's optimiser exists for every method, so that every checkpoint has the same parts.
         self.d_optimizer = adam(discriminator.parameters(), common.d_lr)
+
+    def generator_lr(self) -> float:
+        """The generator's learning rate: the shared one unless the method's paper used its own."""
+        return self.common.lr
 
     def real_batch(self, n: int) -> torch.Tensor:
         """``n`` training sequences drawn with replacement, on the generator's device."""

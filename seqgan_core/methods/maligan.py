@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import torch
 
-from ..train import maligan_generator_step, mixed_mle_prefix_length
+from ..train import maligan_generator_step, mixed_mle_prefix_length, real_prefix_negatives
 from .base import AdversarialMethod, bounded, check_bounds
 
 
@@ -21,6 +21,9 @@ class MaliGANSettings:
                                                     "holds batch_size // m prefixes")
     prefix_drop: int = bounded(1, ge=1, description="maligan_full: the kept prefix N falls from T by this per batch (K)")
     baseline: Literal["mean_weight", "none"] = "mean_weight"
+    # maligan_full's D negatives: Algorithm 2's samples that keep the first N real tokens, or
+    # free-running samples (what this project did before; SeqGAN's and MaliGAN-basic's).
+    negatives: Literal["real_prefix", "free_running"] = "real_prefix"
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -67,3 +70,10 @@ class MaliGANFull(MaliGANBasic):
 
     def group_size(self) -> int:
         return self.settings.completions
+
+    def negatives(self, batch: int) -> torch.Tensor:
+        """Algorithm 2 trains D at the N of the next generator update: D rounds follow G's here."""
+        if self.settings.negatives == "free_running":
+            return super().negatives(batch)
+        keep = mixed_mle_prefix_length(batch + 1, self.generator.seq_len, self.settings.prefix_drop)
+        return real_prefix_negatives(self.generator, self.real, self.common.d_negatives, keep, rng=self.rng)

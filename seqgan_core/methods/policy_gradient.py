@@ -3,7 +3,7 @@ the authors' PG-BLEU baseline (BLEU against real data as the reward, no D)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -57,6 +57,10 @@ class PGBleuSettings:
     order: int = bounded(3, ge=1, le=5, description="BLEU-n of the reward")
     reference_fraction: float = bounded(0.4, gt=0, le=1, description="share of the training data used as references")
     n_rollouts: int = bounded(1, ge=1)
+    # The authors' sentence_bleu had no smoothing, as NLTK 3.2 computed it (`BLEUReward`);
+    # "method1" is Texygen's metric convention, the only one that ranks oracle text above noise.
+    smoothing: Literal["none_nltk32", "none", "method1"] = "none_nltk32"
+    lr: float = bounded(1e-3, gt=0, description="generator Adam learning rate (the authors: Adam's default)")
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -75,7 +79,11 @@ class PGBleu(SeqGAN):
         super().__init__(*args, **kwargs)
         n = len(self.real)
         share = randomness.randperm(n, self.rng, device="cpu")[: max(1, round(self.settings.reference_fraction * n))]
-        self.bleu_reward = BLEUReward(self.real[share], self.settings.order, eos_id=self.eos_id)
+        self.bleu_reward = BLEUReward(self.real[share], self.settings.order, eos_id=self.eos_id,
+                                      smoothing=self.settings.smoothing)
+
+    def generator_lr(self) -> float:
+        return self.settings.lr
 
     def reward(self) -> SequenceReward:
         return self.bleu_reward
