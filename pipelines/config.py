@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from seqgan_core.methods import METHODS as METHOD_TABLE
+from seqgan_core.methods import Settings as MethodSettings
 
 from .contract import EXPERIMENTS, Experiment
 
@@ -127,29 +128,30 @@ class PretrainDiscriminatorParams(Section):
 
 
 def section_from_settings(settings: type) -> type[Section]:
-    """The params section of a method's settings dataclass (`seqgan_core.methods`): the same
-    fields and types, each required, with the ranges the dataclass declares in its field
-    metadata as constraints. The dataclass is the one definition; this is its schema."""
+    """The params section of a method's settings dataclass (`seqgan_core.methods.settings`):
+    the same fields and types, each required, with the ranges the dataclass declares in its
+    field metadata as constraints, nested settings as nested sections. The dataclass is the
+    one definition; this is its schema."""
     hints = get_type_hints(settings)
     fields: dict[str, Any] = {}
     for f in dataclasses.fields(settings):
+        hint = hints[f.name]
+        if isinstance(hint, type) and issubclass(hint, MethodSettings):
+            fields[f.name] = (section_from_settings(hint), ...)
+            continue
         constraints = {k: v for k, v in f.metadata.items() if k in ("ge", "gt", "le", "lt")}
-        field = Field(description=f.metadata.get("description") or None, **constraints)
-        fields[f.name] = (Annotated[hints[f.name], field], ...)
+        fields[f.name] = (Annotated[hint, Field(description=f.metadata.get("description") or None, **constraints)], ...)
     return create_model(settings.__name__.removesuffix("Settings") + "Params", __base__=Section,
                         __doc__=settings.__doc__, **fields)
 
 
-class AdversarialCommonParams(Section):
+class AdversarialParams(Section):
+    """The loop every method runs (budget, optimisers, evaluation); `seqgan_core.methods.Common`."""
+
     method: Method
     batches: PositiveInt
     g_steps: PositiveInt
     batch_size: PositiveInt
-    n_rollouts: PositiveInt
-    rollout_policy: Literal["current", "delayed"]
-    rollout_rate: Probability
-    pg_reduction: Literal["sum", "mean"]
-    baseline: Literal["none", "batch_mean"]
     lr: PositiveFloat
     grad_clip: Annotated[float, Field(ge=0)]
     max_abs_weight: PositiveFloat = Field(
@@ -164,24 +166,10 @@ class AdversarialCommonParams(Section):
     checkpoint_every: PositiveInt
 
 
-# One section per method settings class, named as the method table names it (two MaliGAN
-# variants share `maligan`).
-METHOD_SECTIONS: dict[str, type] = {cls.settings_key: cls.Settings for cls in METHOD_TABLE.values() if cls.Settings}
-
-
-@model_validator(mode="after")
-def _completions_fit(adversarial: Section) -> Section:
-    if adversarial.maligan.completions > adversarial.batch_size:
-        raise ValueError(
-            f"maligan.completions = {adversarial.maligan.completions} exceeds batch_size = {adversarial.batch_size}; "
-            "a batch must hold at least one prefix's completions"
-        )
-    return adversarial
-
-
-AdversarialParams = create_model(
-    "AdversarialParams", __base__=AdversarialCommonParams, __validators__={"completions_fit": _completions_fit},
-    **{key: (section_from_settings(settings), ...) for key, settings in METHOD_SECTIONS.items()},
+# Every method's own settings, one section each, named as the method table names it.
+MethodsParams = create_model(
+    "MethodsParams", __base__=Section, __doc__="Each method's settings (`seqgan_core.methods`).",
+    **{name: (section_from_settings(cls.Settings), ...) for name, cls in METHOD_TABLE.items()},
 )
 
 
@@ -234,10 +222,21 @@ class Params(Section):
     discriminator: DiscriminatorParams
     pretrain_discriminator: PretrainDiscriminatorParams
     adversarial: AdversarialParams
+    methods: MethodsParams
     evaluate: EvaluateParams
     tracking: TrackingParams
     promotion: PromotionParams
     comparison: ComparisonParams
+
+    @model_validator(mode="after")
+    def _completions_fit(self) -> "Params":
+        completions = self.methods.maligan_full.completions
+        if completions > self.adversarial.batch_size:
+            raise ValueError(
+                f"methods.maligan_full.completions = {completions} exceeds adversarial.batch_size = "
+                f"{self.adversarial.batch_size}; a batch must hold at least one prefix's completions"
+            )
+        return self
 
     @model_validator(mode="after")
     def _filters_fit(self) -> "Params":

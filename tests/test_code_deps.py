@@ -45,3 +45,4 @@ def test_the_comparison_reads_every_adversarial_setting() -> None:
                  if f"adversarial.{f}" not in params and "adversarial" not in params and f not in NOT_COMPARISON_INPUTS]
     assert not uncovered, f"comparison/dvc.yaml's compare stage does not list adversarial.{uncovered}: a change would not re-run it"
     assert not {f"adversarial.{f}" for f in NOT_COMPARISON_INPUTS} & params
+    assert "methods.${item.method}" in params and "methods" not in params  # its own method's settings only

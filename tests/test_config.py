@@ -25,7 +25,8 @@ def test_paper_profile_has_the_papers_settings() -> None:
     assert (p.oracle.vocab_size, p.oracle.seq_len, p.oracle.num_train) == (5000, 20, 10000)
     assert p.pretrain_generator.epochs == 120 and p.pretrain_generator.lr == 0.01
     assert sum(p.discriminator.num_filters) == 1720 and p.discriminator.dropout == 0.25
-    assert (p.adversarial.batches, p.adversarial.n_rollouts, p.adversarial.d_steps, p.adversarial.d_epochs) == (200, 16, 5, 3)
+    assert (p.adversarial.batches, p.adversarial.d_steps, p.adversarial.d_epochs) == (200, 5, 3)
+    assert p.methods.seqgan.rollout.n_rollouts == 16
 
 
 def small() -> dict:
@@ -35,15 +36,14 @@ def small() -> dict:
 @pytest.mark.parametrize(
     "section, key, value, expected",
     [
-        ("adversarial", "n_rollouts", 0, "adversarial.n_rollouts: value 0 is not allowed"),
+        ("adversarial", "batches", 0, "adversarial.batches: value 0 is not allowed"),
         ("pretrain_generator", "lr", "fast", "pretrain_generator.lr: value 'fast' is not allowed"),
         ("corpus", "tokenizer", "bpe", "corpus.tokenizer: value 'bpe' is not allowed"),
-        ("adversarial", "rollout_policy", "beta", "'current' or 'delayed'"),
+        ("adversarial", "d_optimizer", "reset", "'continue' or 'fresh'"),
         ("discriminator", "dropout", 1.0, "discriminator.dropout: value 1.0 is not allowed"),
         ("adversarial", "typo_key", 1, "adversarial.typo_key: unknown key"),
-        ("adversarial", "method", "leakgan", "adversarial.method: value 'leakgan' is not allowed: Input should be "
-                                             "'random', 'mle', 'scheduled_sampling', 'pg_bleu', 'seqgan', "
-                                             "'maligan_basic' or 'maligan_full'"),
+        ("adversarial", "method", "gan", "adversarial.method: value 'gan' is not allowed: Input should be "
+                                         "'random', 'mle', 'scheduled_sampling'"),
         ("comparison", "methods", ["mle", "gan"], "comparison.methods.1: value 'gan' is not allowed"),
     ],
 )
@@ -86,11 +86,12 @@ def test_missing_key_and_cross_field_rules() -> None:
 
 def test_method_settings_rules() -> None:
     raw = small()
-    raw["adversarial"]["maligan"]["completions"] = raw["adversarial"]["batch_size"] + 1
-    assert "maligan.completions = 65 exceeds batch_size = 64" in str(pytest.raises(ParamsError, parse_params, raw).value)
+    raw["methods"]["maligan_full"]["completions"] = raw["adversarial"]["batch_size"] + 1
+    assert ("methods.maligan_full.completions = 65 exceeds adversarial.batch_size = 64"
+            in str(pytest.raises(ParamsError, parse_params, raw).value))
     raw = small()
-    raw["adversarial"]["scheduled_sampling"]["start"] = 1.5
-    assert "adversarial.scheduled_sampling.start: value 1.5" in str(pytest.raises(ParamsError, parse_params, raw).value)
+    raw["methods"]["scheduled_sampling"]["start"] = 1.5
+    assert "methods.scheduled_sampling.start: value 1.5" in str(pytest.raises(ParamsError, parse_params, raw).value)
     raw = small()
     raw["comparison"]["methods"] = ["mle", "seqgan", "mle"]
     assert "comparison.methods lists a value twice" in str(pytest.raises(ParamsError, parse_params, raw).value)
@@ -131,16 +132,16 @@ def test_non_finite_floats_are_refused_naming_the_key(section: str, key: str, va
 def test_non_finite_float_fails_params_check(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from pipelines.cli import main
 
-    path = small_text_with(tmp_path, "| batch_mean\n  lr: 0.01\n", "| batch_mean\n  lr: .inf\n")
+    path = small_text_with(tmp_path, "  lr: 0.01\n  grad_clip: 5.0\n  max_abs", "  lr: .inf\n  grad_clip: 5.0\n  max_abs")
     with pytest.raises(SystemExit):
         main(["params", "check", "--file", str(path)])
     assert "adversarial.lr: value inf is not allowed: Input should be a finite number" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("key, context, line, repeat", [
-    ("adversarial.lr", "| batch_mean\n", "  lr: 0.01\n", "  lr: 1.0e+8\n"),
+    ("adversarial.lr", "\nadversarial:", "  lr: 0.01\n", "  lr: 1.0e+8\n"),
     ("seed", "# Every key is required; `seqgan params check` validates this file.\n", "seed: 0\n", "seed: 1\n"),
-    ("adversarial.maligan.baseline", "prefix_drop", "    baseline: mean_weight", "\n    baseline: none"),
+    ("methods.maligan_full.baseline", "  maligan_full:", "    baseline: mean_weight", "\n    baseline: none"),
 ])
 def test_duplicate_keys_are_refused_naming_key_and_lines(tmp_path: Path, key: str, context: str, line: str,
                                                          repeat: str) -> None:

@@ -15,7 +15,7 @@ from seqgan_core.methods import METHODS, Common, check_bounds
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 VOCAB, LENGTH = 16, 6
-COMMON = Common(batch_size=8, n_rollouts=2, d_negatives=16, d_batch_size=8, d_epochs=1)
+COMMON = Common(batch_size=8, d_negatives=16, d_batch_size=8, d_epochs=1)
 TRAINED = [name for name, cls in METHODS.items() if not cls.starts_untrained]
 
 
@@ -29,7 +29,7 @@ def make(name: str):
     generator = Generator(VOCAB, 8, 8, LENGTH)
     discriminator = Discriminator(VOCAB, LENGTH, 8, (1, 2, 3), (4, 4, 4))
     cls = METHODS[name]
-    settings = cls.Settings() if cls.Settings else None
+    settings = cls.Settings()
     return cls(generator, discriminator, REAL, settings, COMMON, torch.Generator().manual_seed(3))
 
 
@@ -45,9 +45,7 @@ def run(method, batches: range) -> list[dict[str, float]]:
 def test_table_keys_are_the_method_names_and_settings_are_complete() -> None:
     for name, cls in METHODS.items():
         assert cls.name == name
-        assert (cls.Settings is None) == (cls.settings_key is None), name
-        if cls.Settings:
-            check_bounds(cls.Settings())  # the paper's defaults are inside their own ranges
+        check_bounds(cls.Settings())  # the paper's defaults are inside their own ranges
 
 
 @pytest.mark.parametrize("name", TRAINED)
@@ -94,8 +92,11 @@ def test_settings_ranges_reach_the_params_schema() -> None:
     from pipelines.config import ParamsError, load_params, parse_params
 
     raw = load_params().model_dump()
-    raw["adversarial"]["pg_bleu"]["order"] = 9
-    with pytest.raises(ParamsError, match=r"adversarial\.pg_bleu\.order: value 9 is not allowed"):
+    raw["methods"]["pg_bleu"]["order"] = 9
+    raw["methods"]["seqgan"]["rollout"]["n_rollouts"] = 0
+    with pytest.raises(ParamsError) as refused:
         parse_params(raw)
-    for key, section in ((f.name, f) for f in dataclasses.fields(METHODS["maligan_full"].Settings)):
-        assert key in load_params().adversarial.maligan.model_fields, section
+    assert "methods.pg_bleu.order: value 9 is not allowed" in str(refused.value)
+    assert "methods.seqgan.rollout.n_rollouts: value 0 is not allowed" in str(refused.value)
+    for name, cls in METHODS.items():  # every field of every method's settings is a params key
+        assert set(getattr(load_params().methods, name).model_fields) == {f.name for f in dataclasses.fields(cls.Settings)}

@@ -51,7 +51,7 @@ def test_mlflow_has_a_parent_run_with_one_nested_run_per_stage(pipeline_repo: Pa
     assert len(parents) == 1
     children = {r.data.tags["seqgan.stage"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
     assert set(children) == {"oracle", *STAGES}
-    assert parents[0].data.params["adversarial.n_rollouts"] == "2"
+    assert parents[0].data.params["methods.seqgan.rollout.n_rollouts"] == "2"
     history = client.get_metric_history(children["pretrain_generator"].info.run_id, "train_nll")
     assert [m.step for m in history] == [1, 2, 3]
     assert children["evaluate"].data.tags["mlflow.source.git.commit"] != "unknown"

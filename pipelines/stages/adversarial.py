@@ -52,12 +52,10 @@ def build_method(name: str, ctx: StageContext, dataset: Dataset, generator: torc
                  discriminator: torch.nn.Module, rng: torch.Generator) -> AdversarialMethod:
     """The method's object (`seqgan_core.methods.METHODS`) with its settings from params."""
     a, d = ctx.params.adversarial, ctx.params.pretrain_discriminator
-    common = Common(batch_size=a.batch_size, lr=a.lr, grad_clip=a.grad_clip, n_rollouts=a.n_rollouts,
-                    rollout_policy=a.rollout_policy, rollout_rate=a.rollout_rate, pg_reduction=a.pg_reduction,
-                    baseline=a.baseline, d_lr=d.lr, d_batch_size=d.batch_size, d_epochs=a.d_epochs,
-                    d_negatives=a.d_negatives)
+    common = Common(batch_size=a.batch_size, lr=a.lr, grad_clip=a.grad_clip, d_lr=d.lr, d_batch_size=d.batch_size,
+                    d_epochs=a.d_epochs, d_negatives=a.d_negatives)
     cls = METHODS[name]
-    settings = cls.Settings(**getattr(a, cls.settings_key).model_dump()) if cls.Settings else None
+    settings = cls.Settings.from_dict(getattr(ctx.params.methods, name).model_dump())
     return cls(generator, discriminator, dataset.train, settings, common, rng,
                eos_id=EOS_ID if dataset.vocab is not None else None)
 
@@ -92,7 +90,8 @@ def train(ctx: StageContext, dataset: Dataset, method: str, outputs: Outputs) ->
     history: list[dict] = [{"batch": 0, **nll_scores(generator, dataset, a.eval_samples, eval_rng)}]
     checkpoints = Checkpointer(
         outputs.checkpoint,
-        fingerprint(ctx.params.seed, method, a.model_dump(), ctx.params.discriminator.model_dump(), dataset.fingerprint,
+        fingerprint(ctx.params.seed, method, a.model_dump(), getattr(ctx.params.methods, method).model_dump(),
+                    ctx.params.discriminator.model_dump(), dataset.fingerprint,
                     files=[ctx.artifacts.generator_mle, ctx.artifacts.discriminator_pre]),
     )
     objects = {"generator": generator, "discriminator": discriminator, **trainer.stateful()}

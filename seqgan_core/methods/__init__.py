@@ -1,21 +1,23 @@
 """The adversarial-training methods, one table: `METHODS[name]` is the class that trains a
-pretrained generator by that method (the value of params `adversarial.method`).
+pretrained generator by that method (the value of params `adversarial.method`; its
+settings are params `methods.<name>`).
 
 Every method gets the same budget (adversarial batches x generator steps of
 ``batch_size`` sequences) and the same interface (`base.AdversarialMethod`), so the
 pipeline's loop, resume, tracking and comparison run any of them unchanged. A new method
-is a module here with its class (and its settings dataclass, if any) added to the table.
+is a module here with its class (and its `settings.Settings` dataclass) added to the table.
 """
 from __future__ import annotations
 
-from .base import AdversarialMethod, Common, bounded, check_bounds
+from .base import AdversarialMethod, Common
 from .baselines import ContinuedMLE, ScheduledSampling, Untrained
 from .maligan import MaliGANBasic, MaliGANFull
 from .policy_gradient import PGBleu, SeqGAN
+from .settings import Settings, bounded, check_bounds, nested
 
 # In the order of the papers' tables: SeqGAN's Table 1, then MaliGAN's.
 METHODS: dict[str, type[AdversarialMethod]] = {
     cls.name: cls for cls in (Untrained, ContinuedMLE, ScheduledSampling, PGBleu, SeqGAN, MaliGANBasic, MaliGANFull)
 }
 
-__all__ = ["METHODS", "AdversarialMethod", "Common", "bounded", "check_bounds"]
+__all__ = ["METHODS", "AdversarialMethod", "Common", "Settings", "bounded", "check_bounds", "nested"]

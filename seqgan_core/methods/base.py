@@ -1,10 +1,10 @@
-"""What every adversarial-training method shares: the common settings, a way to declare a
-method's own settings with their allowed ranges, and the interface the training loop calls.
+"""What every adversarial-training method shares: the common settings (budget, optimisers)
+and the interface the training loop calls.
 
 A method trains an MLE-pretrained generator (and, for the GANs, a discriminator) one
 adversarial batch at a time:
 
-    method = SeqGAN(generator, discriminator, real, settings=None, common=Common(), rng=rng)
+    method = SeqGAN(generator, discriminator, real, SeqGAN.Settings(), Common(), rng)
     for batch in range(200):
         metrics = method.generator_step(batch)
         metrics.update(method.discriminator_step(batch))   # {} for methods without D
@@ -16,62 +16,28 @@ method without knowing it.
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 
 from .. import randomness
 from ..train import adam, discriminator_round
-
-
-def bounded(default: Any, *, description: str = "", **bounds: float) -> Any:
-    """A settings field with its allowed range (``ge``, ``gt``, ``le``, ``lt``) and a
-    description, kept as field metadata: `check_bounds` enforces them for notebook users,
-    and the params schema (pipelines.config) turns them into its own constraints."""
-    unknown = set(bounds) - {"ge", "gt", "le", "lt"}
-    if unknown:
-        raise TypeError(f"unknown bounds {sorted(unknown)}")
-    return dataclasses.field(default=default, metadata={"description": description, **bounds})
-
-
-_BOUND_TESTS = {"ge": (lambda v, b: v >= b, ">="), "gt": (lambda v, b: v > b, ">"),
-                "le": (lambda v, b: v <= b, "<="), "lt": (lambda v, b: v < b, "<")}
-
-
-def check_bounds(settings: Any) -> None:
-    """ValueError naming the first field of a settings dataclass outside its declared range
-    (or a non-finite float)."""
-    for field in dataclasses.fields(settings):
-        value = getattr(settings, field.name)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{field.name} = {value} must be a finite number")
-        for key, (ok, symbol) in _BOUND_TESTS.items():
-            if key in field.metadata and not ok(value, field.metadata[key]):
-                raise ValueError(f"{field.name} = {value!r} must be {symbol} {field.metadata[key]}")
+from .settings import Settings, bounded
 
 
 @dataclasses.dataclass(frozen=True)
-class Common:
-    """Settings every method shares (the `adversarial` section of the params), with the
-    authors' values as defaults: the same budget (batch size, optimiser) for every method,
-    and the policy-gradient settings the rollout-based methods read."""
+class Common(Settings):
+    """What every method shares (the `adversarial` section of the params), with the
+    authors' values as defaults: the same budget (batch size, optimiser) for every method
+    and SeqGAN's discriminator rounds for the methods that train one."""
 
     batch_size: int = bounded(64, ge=1)
     lr: float = bounded(0.01, gt=0, description="generator Adam learning rate")
     grad_clip: float = bounded(5.0, ge=0, description="global-norm clip; 0 = none")
-    n_rollouts: int = bounded(16, ge=1)
-    rollout_policy: Literal["current", "delayed"] = "current"
-    rollout_rate: float = bounded(0.8, ge=0, le=1)
-    pg_reduction: Literal["sum", "mean"] = "sum"
-    baseline: Literal["none", "batch_mean"] = "none"
     d_lr: float = bounded(1e-4, gt=0, description="discriminator Adam learning rate")
     d_batch_size: int = bounded(64, ge=1)
     d_epochs: int = bounded(3, ge=1)
     d_negatives: int = bounded(10_000, ge=1)
-
-    def __post_init__(self) -> None:
-        check_bounds(self)
 
 
 class AdversarialMethod:
@@ -86,16 +52,15 @@ class AdversarialMethod:
     generator_kind: ClassVar[str] = "lstm"  # the generator architecture it trains
     trains_discriminator: ClassVar[bool] = False
     starts_untrained: ClassVar[bool] = False  # True: a fresh generator, no training (the `random` row)
-    Settings: ClassVar[type | None] = None  # the method's own settings dataclass, if any
-    settings_key: ClassVar[str | None] = None  # its params section under `adversarial`
+    Settings: ClassVar[type[Settings]] = Settings  # the method's own settings (params `methods.<name>`)
 
     def __init__(self, generator: torch.nn.Module, discriminator: torch.nn.Module, real: torch.Tensor,
                  settings: Any, common: Common, rng: torch.Generator, *, eos_id: int | None = None) -> None:
         """``real``: the training sequences (n, T) on the CPU; ``rng``: the method's CPU random
         stream (`seqgan_core.randomness`); ``eos_id``: the corpus's end token, which rewards
         computed on text (BLEU) cut rows at, or None for the oracle's fixed-length rows."""
-        if (settings is None) != (self.Settings is None):
-            raise TypeError(f"{self.name} takes {'no settings' if self.Settings is None else self.Settings.__name__}")
+        if not isinstance(settings, self.Settings):
+            raise TypeError(f"{self.name} takes {self.Settings.__name__}, got {type(settings).__name__}")
         self.generator, self.discriminator, self.real = generator, discriminator, real
         self.settings, self.common, self.rng, self.eos_id = settings, common, rng, eos_id
         self.g_optimizer = adam(generator.parameters(), self.generator_lr())

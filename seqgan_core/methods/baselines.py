@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from ..train import mle_step, scheduled_sampling_step, teacher_forcing_probability
-from .base import AdversarialMethod, bounded, check_bounds
+from .base import AdversarialMethod
+from .settings import Settings, bounded
 
 
 class Untrained(AdversarialMethod):
@@ -29,7 +30,7 @@ class ContinuedMLE(AdversarialMethod):
 
 
 @dataclasses.dataclass(frozen=True)
-class ScheduledSamplingSettings:
+class ScheduledSamplingSettings(Settings):
     """Teacher-forcing probability max(floor, start - decay * batch); the authors' baseline
     falls from 1.0 by 0.002 per epoch (here per adversarial batch: the profiles pick the
     decay so that the schedule spans the run)."""
@@ -38,9 +39,6 @@ class ScheduledSamplingSettings:
     decay: float = bounded(0.002, ge=0, description="probability lost per adversarial batch")
     floor: float = bounded(0.0, ge=0, le=1)
 
-    def __post_init__(self) -> None:
-        check_bounds(self)
-
 
 class ScheduledSampling(AdversarialMethod):
     """`scheduled_sampling`: MLE where each step reads the model's own sampled token with
@@ -48,7 +46,6 @@ class ScheduledSampling(AdversarialMethod):
 
     name = "scheduled_sampling"
     Settings = ScheduledSamplingSettings
-    settings_key = "scheduled_sampling"
 
     def generator_step(self, batch: int) -> dict[str, float]:
         s = self.settings

@@ -9,24 +9,27 @@ from typing import Any, Literal
 import torch
 
 from ..train import maligan_generator_step, mixed_mle_prefix_length, real_prefix_negatives
-from .base import AdversarialMethod, bounded, check_bounds
+from .base import AdversarialMethod
+from .settings import Settings, bounded
 
 
 @dataclasses.dataclass(frozen=True)
-class MaliGANSettings:
-    """``completions`` (m) and ``prefix_drop`` (K) are MaliGAN-full's; ``baseline`` is b in
-    sum_i (w_i - b) grad log p(x_i), which the paper leaves open (mean_weight: b = 1/m)."""
+class MaliGANBasicSettings(Settings):
+    """``baseline`` is b in sum_i (w_i - b) grad log p(x_i), which the paper leaves open
+    (mean_weight: b = 1/m, the mean of the normalised weights)."""
 
-    completions: int = bounded(8, ge=2, description="maligan_full: samples per real prefix (m); the batch "
-                                                    "holds batch_size // m prefixes")
-    prefix_drop: int = bounded(1, ge=1, description="maligan_full: the kept prefix N falls from T by this per batch (K)")
     baseline: Literal["mean_weight", "none"] = "mean_weight"
-    # maligan_full's D negatives: Algorithm 2's samples that keep the first N real tokens, or
-    # free-running samples (what this project did before; SeqGAN's and MaliGAN-basic's).
-    negatives: Literal["real_prefix", "free_running"] = "real_prefix"
 
-    def __post_init__(self) -> None:
-        check_bounds(self)
+
+@dataclasses.dataclass(frozen=True)
+class MaliGANFullSettings(MaliGANBasicSettings):
+    """Mixed MLE: m completions per real prefix; the prefix N falls from T by K per batch."""
+
+    completions: int = bounded(8, ge=2, description="samples per real prefix (m); the batch holds batch_size // m prefixes")
+    prefix_drop: int = bounded(1, ge=1, description="the kept prefix N falls from T by this per batch (K)")
+    # D's negatives: Algorithm 2's samples that keep the first N real tokens, or free-running
+    # samples (what this project did before; SeqGAN's and MaliGAN-basic's).
+    negatives: Literal["real_prefix", "free_running"] = "real_prefix"
 
 
 class MaliGANBasic(AdversarialMethod):
@@ -34,14 +37,7 @@ class MaliGANBasic(AdversarialMethod):
 
     name = "maligan_basic"
     trains_discriminator = True
-    Settings = MaliGANSettings
-    settings_key = "maligan"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.settings.completions > self.common.batch_size:
-            raise ValueError(f"maligan completions = {self.settings.completions} exceeds batch_size = "
-                             f"{self.common.batch_size}; a batch must hold at least one prefix's completions")
+    Settings = MaliGANBasicSettings
 
     def prefixes(self, batch: int) -> torch.Tensor:
         return torch.empty(1, 0, dtype=torch.long, device=self.generator.device)
@@ -62,6 +58,13 @@ class MaliGANFull(MaliGANBasic):
     prefix MLE; N falls from T by K per batch (the paper: per iteration)."""
 
     name = "maligan_full"
+    Settings = MaliGANFullSettings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.settings.completions > self.common.batch_size:
+            raise ValueError(f"completions = {self.settings.completions} exceeds batch_size = "
+                             f"{self.common.batch_size}; a batch must hold at least one prefix's completions")
 
     def prefixes(self, batch: int) -> torch.Tensor:
         m = self.settings.completions
