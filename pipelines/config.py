@@ -177,8 +177,21 @@ class EvaluateParams(Section):
     nll_samples: PositiveInt
     bleu_orders: Annotated[list[Annotated[int, Field(ge=1, le=5)]], Field(min_length=1)]
     bleu_hypotheses: PositiveInt
+    bleu_references: Literal["test", "train"] = Field(
+        description="BLEU's reference set: the test split (Texygen, TextBox) or the training split")
     self_bleu_size: Annotated[int, Field(ge=2)]
     text_samples: PositiveInt
+    temperatures: Annotated[list[PositiveFloat], Field(min_length=1, description="the frontier's sampling temperatures")]
+    sweep_samples: Annotated[int, Field(ge=2, description="samples per temperature of the sweep")]
+
+    @field_validator("temperatures")
+    @classmethod
+    def _increasing_with_one(cls, temperatures: list[float]) -> list[float]:
+        if 1.0 not in temperatures:
+            raise ValueError("must include 1.0, the temperature the models are trained and served at")
+        if any(b <= a for a, b in zip(temperatures, temperatures[1:])):
+            raise ValueError("must be increasing, each value once")
+        return temperatures
 
 
 class PromotionParams(Section):
@@ -192,14 +205,18 @@ class PromotionParams(Section):
 
 
 class ComparisonParams(Section):
-    """What `make compare` (comparison/dvc.yaml) trains and tabulates."""
+    """What the comparison sweep (`make sweep`, comparison/dvc.yaml) trains: every method on
+    every experiment for every training seed, each seed's chain from MLE pretraining on."""
 
     experiments: Annotated[list[Experiment], Field(min_length=1)]
     methods: Annotated[list[Method], Field(min_length=1)]
+    seeds: Annotated[list[NonNegativeInt], Field(min_length=1)]
 
     @model_validator(mode="after")
     def _no_repeats(self) -> "ComparisonParams":
-        for key in ("experiments", "methods"):
+        if "mle" not in self.methods:
+            raise ValueError("comparison.methods must include mle: every method is read against it")
+        for key in ("experiments", "methods", "seeds"):
             values = getattr(self, key)
             if len(set(values)) != len(values):
                 raise ValueError(f"comparison.{key} lists a value twice: {values}")
