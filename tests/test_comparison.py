@@ -1,5 +1,6 @@
-"""The method comparison (comparison/dvc.yaml) on the tiny profile: real `dvc repro` of
-every method on both experiments, one table, one plot, all tracked in MLflow."""
+"""The comparison sweep (comparison/dvc.yaml) on the tiny profile: a real `seqgan sweep` of
+2 seeds x {mle, seqgan} x both experiments, its statistics, frontiers and calibration, all
+tracked in MLflow, and its stage graph re-running only what a change touches."""
 from __future__ import annotations
 
 import csv
@@ -7,6 +8,8 @@ import json
 import math
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,84 +19,129 @@ from conftest import dvc, stage_env
 
 pytestmark = pytest.mark.slow
 
-METHODS = ["random", "mle", "scheduled_sampling", "pg_bleu", "seqgan", "maligan_basic", "maligan_full"]
+EXPERIMENTS, METHODS, SEEDS = ("synthetic", "real"), ("mle", "seqgan"), (0, 1)
+SWEEP = ({f"comparison/dvc.yaml:pretrain@{e}-{s}" for e in EXPERIMENTS for s in SEEDS}
+         | {f"comparison/dvc.yaml:train@{e}-{m}-{s}" for e in EXPERIMENTS for m in METHODS for s in SEEDS}
+         | {f"comparison/dvc.yaml:{stage}@{e}" for stage in ("calibrate", "frontier") for e in EXPERIMENTS}
+         | {"comparison/dvc.yaml:report"})
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
-def comparison_repo(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the reproduced tiny pipeline (so other tests see it unchanged), with the
-    comparison run on top."""
+def sweep_repo(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A copy of the reproduced tiny pipeline (so other tests see it unchanged), swept."""
     root = tmp_path_factory.mktemp("comparison") / "repo"
     shutil.copytree(pipeline_repo, root, symlinks=True)
-    result = dvc(root, "repro", "comparison/dvc.yaml")
-    ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
-    assert ran == {f"comparison/dvc.yaml:compare@{e}-{m}" for e in ("synthetic", "real") for m in METHODS} | {
-        "comparison/dvc.yaml:report"}, "the training stages were up to date and must not re-run"
-    return root
+    result = subprocess.run([str(Path(sys.executable).parent / "seqgan"), "sweep"], cwd=root, env=stage_env(root),
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert ran(result.stdout) == SWEEP, "only the sweep runs: the data stages were up to date"
+    return root, result.stdout
 
 
-def table(root: Path) -> dict[str, dict[str, str]]:
-    with (root / "comparison/results.csv").open() as f:
-        return {row["method"]: row for row in csv.DictReader(f)}
+def test_progress_is_printed(sweep_repo) -> None:
+    _, out = sweep_repo
+    total = len(SWEEP) + 2  # and the data stages, unchanged
+    assert re.search(rf"\[sweep {total}/{total}\] comparison/dvc.yaml:\S+ \(running\); [0-9.]+ min so far", out)
+    assert f"[sweep 1/{total}] oracle (unchanged)" in out or f"[sweep 1/{total}] preprocess (unchanged)" in out
+    assert "sweep done: comparison/results.md" in out
 
 
-def test_one_row_per_method_with_every_experiments_scores(comparison_repo: Path) -> None:
-    rows = table(comparison_repo)
-    assert list(rows) == METHODS
-    for row in rows.values():
-        assert math.isfinite(float(row["synthetic.nll_oracle"])) and math.isfinite(float(row["real.nll_test"]))
-        for n in (2, 3, 4, 5):
-            assert 0.0 <= float(row[f"real.bleu{n}"]) <= 1.0 and 0.0 <= float(row[f"real.self_bleu{n}"]) <= 1.0
-    assert float(rows["seqgan"]["published.nll_oracle"]) == 8.736
-    md = (comparison_repo / "comparison/results.md").read_text(encoding="utf-8")
-    assert all(f"| {m} |" in md for m in METHODS) and "NLL-oracle" in md and "BLEU-2" in md
-    assert (comparison_repo / "comparison/nll_curves.png").stat().st_size > 5000
+def test_summary_has_a_row_per_experiment_method_and_metric(sweep_repo) -> None:
+    root, _ = sweep_repo
+    rows = read_csv(root / "comparison/summary.csv")
+    assert list(rows[0]) == ["experiment", "method", "metric", "n_seeds", "mean", "sd", "ci_low", "ci_high",
+                             "diff_vs_mle", "diff_ci_low", "diff_ci_high", "verdict"]
+    expected = {("synthetic", m, k) for m in METHODS for k in ("nll_oracle", "nll_test")} | {
+        ("real", m, k) for m in METHODS for k in ("nll_test", *(f"{b}{n}" for b in ("bleu", "self_bleu") for n in (2, 3, 4, 5)))}
+    assert {(r["experiment"], r["method"], r["metric"]) for r in rows} == expected
+    for r in rows:
+        assert r["n_seeds"] == "2" and float(r["ci_low"]) <= float(r["mean"]) <= float(r["ci_high"])
+        assert r["verdict"] == "baseline" if r["method"] == "mle" else r["verdict"] in ("better", "worse", "no difference")
+    assert "Student t, 95%" in (root / "comparison/summary.md").read_text()
 
 
-def test_the_untrained_generator_is_the_worst_on_nll_oracle(comparison_repo: Path) -> None:
-    rows = table(comparison_repo)
-    random_nll = float(rows["random"]["synthetic.nll_oracle"])
-    assert all(random_nll > float(rows[m]["synthetic.nll_oracle"]) for m in METHODS if m != "random")
+def test_frontier_has_every_cell_at_every_temperature(sweep_repo) -> None:
+    root, _ = sweep_repo
+    rows = read_csv(root / "comparison/frontier.csv")
+    assert list(rows[0])[:4] == ["experiment", "method", "seed", "temperature"]
+    assert len(rows) == len(EXPERIMENTS) * len(METHODS) * len(SEEDS) * 3  # the tiny profile's 3 temperatures
+    synthetic = [r for r in rows if r["experiment"] == "synthetic"]
+    assert all(math.isfinite(float(r["nll_oracle"])) and math.isfinite(float(r["nll_test"])) for r in synthetic)
+    for experiment in EXPERIMENTS:
+        assert (root / f"comparison/frontier_{experiment}.png").stat().st_size > 5000
 
 
-def test_seqgan_row_repeats_the_training_pipelines_evaluate_exactly(comparison_repo: Path) -> None:
-    rows = table(comparison_repo)
-    for experiment in ("synthetic", "real"):
-        evaluated = json.loads((comparison_repo / f"metrics/{experiment}/evaluate.json").read_text())["adversarial"]
-        for metric, value in evaluated.items():
-            assert float(rows["seqgan"][f"{experiment}.{metric}"]) == pytest.approx(value, rel=1e-12), metric
+def test_the_cell_at_the_pipelines_seed_repeats_its_evaluate_exactly(sweep_repo) -> None:
+    """Seed 0 is the training pipeline's seed and SeqGAN its method: the sweep's cell pretrains
+    with the same code and streams, so it reproduces evaluate's scores and frontier exactly."""
+    root, _ = sweep_repo
+    for experiment in EXPERIMENTS:
+        cell = json.loads((root / f"comparison/runs/{experiment}/seed0/seqgan/scores.json").read_text())
+        evaluated = json.loads((root / f"metrics/{experiment}/evaluate.json").read_text())["adversarial"]
+        assert cell["scores"] == pytest.approx(evaluated, rel=1e-12)
+        pipeline = [r for r in read_csv(root / f"plots/{experiment}/frontier.csv") if r["generator"] == "adversarial"]
+        for mine, theirs in zip(cell["frontier"], pipeline, strict=True):
+            assert all(mine[k] == pytest.approx(float(theirs[k]), rel=1e-12) for k in mine)
 
 
-def test_methods_that_train_move_away_from_the_mle_start(comparison_repo: Path) -> None:
-    for method in METHODS[1:]:
-        curve = (comparison_repo / f"comparison/runs/synthetic/{method}/curve.csv").read_text().splitlines()
-        assert len(curve) == 1 + 1 + 4  # header, batch 0, the tiny profile's 4 batches
-        scores = json.loads((comparison_repo / f"comparison/runs/synthetic/{method}/scores.json").read_text())
-        assert scores["method"] == method and scores["settings"]["nll_oracle_samples"] > 0
-    maligan = (comparison_repo / "comparison/runs/synthetic/maligan_full/curve.csv").read_text()
-    assert "prefix_len" in maligan.splitlines()[0]
+def test_calibration_scores_the_data_as_generators_are_scored(sweep_repo) -> None:
+    from seqgan_core.bleu import BLEU, SelfBLEU
+    from seqgan_core.corpus import strip_eos
+    import numpy as np
+
+    root, _ = sweep_repo
+    real = json.loads((root / "comparison/calibration/real.json").read_text())
+    train, test = (np.load(root / f"data/real/{split}.npy") for split in ("train", "test"))
+    params = yaml.safe_load((root / "params.yaml").read_text())["evaluate"]
+    bleu = BLEU(strip_eos(test.tolist()), max_n=5)
+    assert real["bleu2"] == pytest.approx(bleu.corpus_mean(strip_eos(train[: params["bleu_hypotheses"]].tolist()), 2))
+    self_bleu = SelfBLEU(strip_eos(train.tolist()), max_n=5, sample_size=params["self_bleu_size"], seed=0)
+    assert real["self_bleu3"] == pytest.approx(self_bleu.mean(3))
+    synthetic = json.loads((root / "comparison/calibration/synthetic.json").read_text())
+    reference = json.loads((root / "metrics/synthetic/evaluate.json").read_text())["reference"]
+    assert synthetic["nll_oracle"] == pytest.approx(reference["nll_oracle_data"])
+    results = (root / "comparison/results.md").read_text(encoding="utf-8")
+    assert results.startswith("# Method comparison\n\n**The answer** (tiny profile; 2 training seeds [0, 1]")
+    assert "*data (calibration)*" in results and "*published BLEU-2*" in results
 
 
-def test_everything_is_tracked_in_mlflow(comparison_repo: Path, monkeypatch) -> None:
+def test_everything_is_tracked_in_mlflow(sweep_repo, monkeypatch) -> None:
     import mlflow
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", stage_env(comparison_repo)["MLFLOW_TRACKING_URI"])
+    root, _ = sweep_repo
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", stage_env(root)["MLFLOW_TRACKING_URI"])
     client = mlflow.MlflowClient()
     summary = client.search_runs([client.get_experiment_by_name("seqgan-comparison").experiment_id])
-    assert len(summary) == 1
-    artifacts = {a.path for a in client.list_artifacts(summary[0].info.run_id, "comparison")}
-    assert artifacts == {"comparison/results.md", "comparison/results.csv", "comparison/nll_curves.png"}
-    assert "synthetic.nll_oracle" in {k.split(".", 1)[1] for k in summary[0].data.metrics if k.startswith("seqgan.")}
+    report = next(r for r in summary if r.info.run_name.startswith("comparison-"))
+    artifacts = {a.path for a in client.list_artifacts(report.info.run_id, "comparison")}
+    assert artifacts == {f"comparison/{n}" for n in ("summary.csv", "summary.md", "frontier.csv", "results.md",
+                                                     "nll_curves.png")}
+    assert {r.info.run_name.split("-")[1] for r in summary if r.info.run_name.startswith("frontier-")} == set(EXPERIMENTS)
     runs = client.search_runs([client.get_experiment_by_name("seqgan-synthetic").experiment_id])
-    parent = next(r for r in runs if r.info.run_name.startswith("comparison-"))
-    nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert sorted(r.data.tags["seqgan.method"] for r in nested) == sorted(METHODS)
+    cells = [r for r in runs if r.data.tags.get("seqgan.stage") == "compare"]
+    assert sorted((r.data.tags["seqgan.method"], r.data.tags["seqgan.seed"]) for r in cells) == sorted(
+        (m, str(s)) for m in METHODS for s in SEEDS)
 
 
-def test_changing_one_methods_settings_reruns_the_comparison_not_training(comparison_repo: Path) -> None:
-    params = yaml.safe_load((comparison_repo / "params.yaml").read_text())
-    params["comparison"]["methods"] = ["mle", "seqgan"]
-    (comparison_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    result = dvc(comparison_repo, "repro", "comparison/dvc.yaml")
-    assert set(re.findall(r"Running stage '([^']+)'", result.stdout)) == {"comparison/dvc.yaml:report"}
-    assert list(table(comparison_repo)) == ["mle", "seqgan"]
+def test_a_changed_seed_or_method_reruns_only_its_cells(sweep_repo) -> None:
+    root, _ = sweep_repo
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["comparison"]["seeds"] = [0, 2]  # seed 1 out, seed 2 in
+    params["methods"]["seqgan"]["rollout"]["n_rollouts"] = 3  # SeqGAN's own settings only
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = dvc(root, "repro", "comparison/dvc.yaml")
+    seed2 = ({f"comparison/dvc.yaml:pretrain@{e}-2" for e in EXPERIMENTS}
+             | {f"comparison/dvc.yaml:train@{e}-{m}-2" for e in EXPERIMENTS for m in METHODS})
+    seqgan0 = {f"comparison/dvc.yaml:train@{e}-seqgan-0" for e in EXPERIMENTS}
+    after = {"comparison/dvc.yaml:report"} | {f"comparison/dvc.yaml:frontier@{e}" for e in EXPERIMENTS}
+    assert ran(result.stdout) == seed2 | seqgan0 | after  # not seed 0's pretraining, not its MLE cells
+    assert {r["seed"] for r in read_csv(root / "comparison/frontier.csv")} == {"0", "2"}

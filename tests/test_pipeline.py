@@ -1,6 +1,7 @@
 """The DVC pipeline end to end on the tiny profile: real `dvc repro`, real MLflow, real GX."""
 from __future__ import annotations
 
+import csv
 import json
 import math
 import random
@@ -32,6 +33,15 @@ def test_repro_writes_every_output(pipeline_repo: Path) -> None:
     for n in (2, 3, 4, 5):
         assert 0.0 <= real["adversarial"][f"bleu{n}"] <= 1.0
     assert real["settings"]["self_bleu_sample_size"] == 50
+    # The reference is the data scored as the generators are (before: empty for a corpus).
+    assert 0.0 < real["reference"]["data"]["bleu2"] <= 1.0 and 0.0 < real["reference"]["data"]["self_bleu2"] <= 1.0
+    assert synthetic["reference"]["data"]["nll_oracle"] == pytest.approx(synthetic["reference"]["nll_oracle_data"])
+    for experiment, metric in (("synthetic", "nll_oracle"), ("real", "bleu2")):
+        with (pipeline_repo / f"plots/{experiment}/frontier.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        assert [(r["generator"], float(r["temperature"])) for r in rows] == [
+            (g, t) for g in ("mle", "adversarial") for t in (0.5, 1.0, 1.5)]
+        assert all(math.isfinite(float(r[metric])) and math.isfinite(float(r["nll_test"])) for r in rows)
     for experiment in ("synthetic", "real"):
         assert (pipeline_repo / f"plots/{experiment}/nll_curve.png").stat().st_size > 1000
         assert "## adversarial" in (pipeline_repo / f"reports/{experiment}/samples.md").read_text(encoding="utf-8")
