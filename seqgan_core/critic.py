@@ -15,8 +15,13 @@ i.e. unconditional generation (official code: tensorflow/models research/maskgan
   REINFORCE on sum_t log p(y_t | y_<t) A_t.
 
 One LSTM pass over (zero vector, y_1..y_T) serves both: after reading y_t its state
-gives d_t, and one step earlier it gives V_t. (MaskGAN runs D and the critic as two
-passes of the same cells; D's own pass starts at y_1, without the zero input.)
+gives d_t, and one step earlier it gives V_t. Departures from the code, for this
+unconditional use: MaskGAN runs D and the critic as two passes of the same cells, D's
+decoder starting at y_1 from the state its encoder leaves after reading T "missing"
+tokens (with every position missing, a learned constant), where here D starts from the
+state after the critic's zero input; D's encoder is therefore dropped; dropout is
+ordinary per-element dropout (``nn.Dropout`` on the outputs, ``nn.LSTM``'s between
+layers), not variational (one mask per sequence).
 """
 from __future__ import annotations
 

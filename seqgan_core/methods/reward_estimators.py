@@ -179,7 +179,7 @@ class CriticRewards:
 
     def weights(self, samples: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         s, d = self.settings, self.discriminator
-        d.eval()  # rewards and values without dropout
+        d.eval()  # rewards and values without dropout (our choice: deterministic rewards)
         with torch.set_grad_enabled(s.critic_trains_trunk):
             hidden = d.hidden(samples)
         with torch.no_grad():
