@@ -93,9 +93,17 @@ class Discriminator(nn.Module):
         """Max-pooled filter responses after the highway layer: (B, total filters)."""
         return self._highway(self._pooled(tokens))
 
+    def features_of_embeddings(self, x: torch.Tensor) -> torch.Tensor:
+        """`features` of already embedded inputs x (B, T, E): the relaxed methods
+        (seqgan_core.relaxed) feed one-hot or relaxed one-hot rows times the embedding
+        matrix, which for exact one-hots is the embedding lookup."""
+        return self._highway(self._pooled_embeddings(x))
+
     def _pooled(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self._pooled_embeddings(self.embedding(tokens))
+
+    def _pooled_embeddings(self, x: torch.Tensor) -> torch.Tensor:
         """ReLU of the max-over-time filter responses plus bias: (B, total filters)."""
-        x = self.embedding(tokens)  # (B, T, E)
         B, T, E = x.shape
         pooled = []
         for k, w, b in zip(self.filter_sizes, self.conv_weights, self.conv_biases):
