@@ -34,7 +34,7 @@ from . import randomness
 from .lstm import LSTMLanguageModel
 from .rmc import RelationalMemoryGenerator
 
-Generator = LSTMLanguageModel | RelationalMemoryGenerator
+RelaxableGenerator = LSTMLanguageModel | RelationalMemoryGenerator
 Feedback = Literal["hard", "soft"]
 SCHEDULES = ("constant", "lin", "exp", "log", "sigmoid", "quad", "sqrt")
 
@@ -53,7 +53,7 @@ def real_one_hots(real: torch.Tensor, n: int, vocab_size: int, rng: torch.Genera
     return one_hot(real[rows].to(device), vocab_size)
 
 
-def embedded_step(generator: Generator, inputs: torch.Tensor, state) -> tuple[torch.Tensor, object]:
+def embedded_step(generator: RelaxableGenerator, inputs: torch.Tensor, state) -> tuple[torch.Tensor, object]:
     """One step of ``generator`` reading input embeddings (B, E); returns (logits, state).
     The LSTM's own cell, on ``inputs @ W + b`` instead of a looked-up row."""
     if isinstance(generator, LSTMLanguageModel):
@@ -63,7 +63,7 @@ def embedded_step(generator: Generator, inputs: torch.Tensor, state) -> tuple[to
 
 
 def relaxed_rollout(
-    generator: Generator,
+    generator: RelaxableGenerator,
     n: int,
     *,
     scale: float,

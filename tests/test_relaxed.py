@@ -41,6 +41,18 @@ def rmc(vocab: int = 7, seq_len: int = 4, seed: int = 0, **kw) -> RelationalMemo
 
 
 # ------------------------------------------------------------------ Gumbel-max
+def test_new_draws_take_the_streams_uniforms() -> None:
+    """gumbel, trunc_normal_ and uniform_ consume the uniforms a plain draw would (the
+    random-stream rule), and have the right laws' bounds."""
+    u = torch.rand(4, 5, generator=seeded(0))
+    expected = -torch.log(-torch.log(u + 1e-10) + 1e-10)
+    assert torch.allclose(randomness.gumbel((4, 5), seeded(0)), expected)
+    w = randomness.trunc_normal_(torch.empty(20_000), 0.5, seeded(1))
+    assert w.abs().max() <= 1.0 and w.std().item() == pytest.approx(0.5 * 0.8796, rel=0.03)  # sd of N(0,1) cut at 2
+    x = randomness.uniform_(torch.empty(3, 4), -2.0, 1.0, seeded(2))
+    assert torch.allclose(x, torch.rand(3, 4, generator=seeded(2)) * 3.0 - 2.0)
+
+
 def test_gumbel_max_draws_follow_the_softmax() -> None:
     logits = torch.tensor([1.5, -0.3, 0.0, 0.7, -2.0, 0.2])
     n = 20_000

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..adversarial_losses import discriminator_loss, generator_loss
-from ..relaxed import Feedback, Generator, frozen, real_one_hots, relaxed_rollout
+from ..relaxed import Feedback, RelaxableGenerator, frozen, real_one_hots, relaxed_rollout
 from ..train import _apply, adam
 
 
@@ -19,7 +19,7 @@ class GumbelGAN:
     trains_discriminator = True
     feedback: Feedback
 
-    def __init__(self, generator: Generator, discriminator: nn.Module, real: torch.Tensor, loss: str, common,
+    def __init__(self, generator: RelaxableGenerator, discriminator: nn.Module, real: torch.Tensor, loss: str, common,
                  rng: torch.Generator) -> None:
         """``discriminator``: the module this method trains (on the generator's device)."""
         self.generator, self.discriminator, self.real, self.loss = generator, discriminator, real, loss
