@@ -137,12 +137,22 @@ class Discriminator(nn.Module):
             pooled[i : i + batch_size] = self._highway(pooled[i : i + batch_size])
         return pooled
 
+    def features_of_embeddings(self, x: torch.Tensor) -> torch.Tensor:
+        """`features` of already embedded inputs x (B, T, E): the relaxed methods
+        (seqgan_core.relaxed) feed one-hot or relaxed one-hot rows times the embedding
+        matrix, which for exact one-hots is the embedding lookup."""
+        return self._highway(self._pooled_embeddings(x))
+
     def _pooled(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """ReLU of the max-over-time filter responses plus bias: (B, total filters)."""
+        """`_pooled_embeddings` of the tokens' embeddings, padding zeroed (see `features`)."""
         x = self.embedding(tokens)  # (B, T, E)
         if lengths is not None:
             keep = torch.arange(tokens.shape[1], device=tokens.device) < lengths.to(tokens.device).unsqueeze(1)
             x = x * keep.unsqueeze(2).to(x.dtype)
+        return self._pooled_embeddings(x)
+
+    def _pooled_embeddings(self, x: torch.Tensor) -> torch.Tensor:
+        """ReLU of the max-over-time filter responses plus bias: (B, total filters)."""
         B, T, E = x.shape
         pooled = []
         for k, w, b in zip(self.filter_sizes, self.conv_weights, self.conv_biases):
