@@ -19,11 +19,16 @@ the same shape; means over every element, pairs taken elementwise where they are
 """
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 
-GAN_LOSSES = ("rsgan", "standard", "js", "kl", "hinge", "tv", "ls")
-MMD_KERNELS = ("gaussian", "mixture")
+GANLoss = Literal["rsgan", "standard", "js", "kl", "hinge", "tv", "ls"]
+GAN_LOSSES: tuple[str, ...] = typing.get_args(GANLoss)
+MMDKernel = Literal["gaussian", "mixture"]
+MMD_KERNELS: tuple[str, ...] = typing.get_args(MMDKernel)
 # Texygen's TextGAN-MMD kernel: a sum of Gaussians exp(-d^2 / (2 s)), s used as a variance.
 MIXTURE_VARIANCES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 5, 10, 15, 20, 25, 30, 35, 100, 1e3, 1e4, 1e5, 1e6)
 
@@ -33,7 +38,7 @@ def _check(kind: str) -> None:
         raise ValueError(f"GAN loss must be one of {GAN_LOSSES}, got {kind!r}")
 
 
-def discriminator_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+def discriminator_loss(kind: GANLoss, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     _check(kind)
     if kind == "rsgan":
         return F.softplus(fake - real).mean()
@@ -46,7 +51,7 @@ def discriminator_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> tor
     return (real - 1.0).square().mean() + fake.square().mean()  # ls
 
 
-def generator_loss(kind: str, real: torch.Tensor | None, fake: torch.Tensor) -> torch.Tensor:
+def generator_loss(kind: GANLoss, real: torch.Tensor | None, fake: torch.Tensor) -> torch.Tensor:
     """The generator's loss; ``real`` logits are read by "rsgan" only (None otherwise)."""
     _check(kind)
     if kind == "rsgan":
@@ -85,7 +90,7 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, variances: tuple[float, ...]) -> torc
     return (k(x, x) + k(y, y) - 2.0 * k(x, y)).clamp_min(0.0)
 
 
-def kernel_variances(kernel: str, sigma: float) -> tuple[float, ...]:
+def kernel_variances(kernel: MMDKernel, sigma: float) -> tuple[float, ...]:
     """The variances of `mmd2`'s kernel: "gaussian" one Gaussian of bandwidth ``sigma``
     (the authors' sigma_range [20]); "mixture" Texygen's 19 (``sigma`` unused)."""
     if kernel == "gaussian":

@@ -58,6 +58,11 @@ class CausalDiscriminator(nn.Module):
             for p in self.parameters():
                 p.copy_(randomness.uniform(p.shape, rng, device=p.device) * (2 * bound) - bound)
 
+    def config(self) -> dict:
+        """The constructor's arguments (``rng`` aside): ``type(self)(**config())`` rebuilds the shapes."""
+        return {"vocab_size": self.vocab_size, "emb_dim": self.embedding.shape[1], "hidden_dim": self.lstm.hidden_size,
+                "num_layers": self.lstm.num_layers, "dropout": self.dropout.p}
+
     def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
         """States (B, T+1, H) after reading the zero vector, then y_1, ..., y_T."""
         x = F.embedding(tokens, self.embedding)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import typing
 from collections.abc import Iterator
 from typing import Literal
 
@@ -36,21 +37,14 @@ from .rmc import RelationalMemoryGenerator
 
 RelaxableGenerator = LSTMLanguageModel | RelationalMemoryGenerator
 Feedback = Literal["hard", "soft"]
-SCHEDULES = ("constant", "lin", "exp", "log", "sigmoid", "quad", "sqrt")
+Schedule = Literal["constant", "lin", "exp", "log", "sigmoid", "quad", "sqrt"]
+SCHEDULES: tuple[str, ...] = typing.get_args(Schedule)
 
 
 def one_hot(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """Exact one-hot rows (B, T, V), float32, on ``tokens``' device: how real data enter a
     relaxed discriminator."""
     return F.one_hot(tokens, vocab_size).float()
-
-
-def real_one_hots(real: torch.Tensor, n: int, vocab_size: int, rng: torch.Generator | None,
-                  device: torch.device) -> torch.Tensor:
-    """One-hots (n, T, V) of ``n`` training sequences drawn with replacement from ``real``
-    (on the CPU; row ids drawn from ``rng`` like the pipeline's real batches), on ``device``."""
-    rows = randomness.randint(len(real), (n,), rng, device="cpu")
-    return one_hot(real[rows].to(device), vocab_size)
 
 
 def embedded_step(generator: RelaxableGenerator, inputs: torch.Tensor, state) -> tuple[torch.Tensor, object]:
@@ -102,7 +96,7 @@ def relaxed_rollout(
 
 
 # ------------------------------------------------------------------- schedules
-def anneal(start: float, end: float, step: int, horizon: int, shape: str = "exp") -> float:
+def anneal(start: float, end: float, step: int, horizon: int, shape: Schedule = "exp") -> float:
     """A value that moves from ``start`` (step 0) to ``end`` (step ``horizon``) by one of
     RelGAN's `get_fixed_temperature` shapes, which the code writes for start = 1 and end
     = beta_max; here with any start (GSGAN's tau falls from high to low):
@@ -131,18 +125,6 @@ def anneal(start: float, end: float, step: int, horizon: int, shape: str = "exp"
         "sqrt": lambda: start + span * math.sqrt(i / last),
     }[shape]()
     return min(value, end) if end >= start else max(value, end)
-
-
-def horizon_of(anneal_steps: int | None, common) -> int:
-    """The schedule's N: ``anneal_steps``, or the run's number of adversarial steps
-    (``common.batches``) when it is None."""
-    if anneal_steps is not None:
-        return anneal_steps
-    batches = getattr(common, "batches", None)
-    if not batches:
-        raise ValueError("anneal_steps = None anneals over the run's length, but the common adversarial "
-                         "settings carry no `batches`; set anneal_steps to a number of steps")
-    return int(batches)
 
 
 @contextlib.contextmanager

@@ -57,7 +57,7 @@ class MultiRepresentationDiscriminator(nn.Module):
             raise ValueError(f"filter heights {too_wide} do not fit sequences of length {seq_len}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout is the drop probability and must be in [0, 1), got {dropout}")
-        self.num_rep, self.width = num_rep, emb_dim // num_rep
+        self.seq_len, self.num_rep, self.width = seq_len, num_rep, emb_dim // num_rep
         self.filter_sizes = tuple(int(k) for k in filter_sizes)
         features = num_filters * len(self.filter_sizes)
         self.embedding = _parameter(vocab_size, emb_dim)
@@ -75,6 +75,13 @@ class MultiRepresentationDiscriminator(nn.Module):
                 randomness.trunc_normal_(w, w.shape[0] ** -0.5, rng)
             self.fc_bias.zero_()
             self.logit_bias.zero_()
+
+    def config(self) -> dict:
+        """The constructor's arguments (``rng`` aside): ``type(self)(**config())`` rebuilds the shapes."""
+        vocab_size, emb_dim = self.embedding.shape
+        return {"vocab_size": vocab_size, "seq_len": self.seq_len, "emb_dim": emb_dim, "num_rep": self.num_rep,
+                "filter_sizes": list(self.filter_sizes), "num_filters": self.conv_biases[0].numel(),
+                "hidden": self.fc_bias.numel(), "dropout": self.dropout.p}
 
     def forward(self, one_hots: torch.Tensor) -> torch.Tensor:
         B, T, _ = one_hots.shape
@@ -108,6 +115,11 @@ class LSTMDiscriminator(nn.Module):
             randomness.trunc_normal_(self.embedding, 1.0, rng)
             for p in (*self.lstm.parameters(), *self.out.parameters()):
                 randomness.uniform_(p, -bound, bound, rng)
+
+    def config(self) -> dict:
+        """The constructor's arguments (``rng`` aside): ``type(self)(**config())`` rebuilds the shapes."""
+        vocab_size, emb_dim = self.embedding.shape
+        return {"vocab_size": vocab_size, "emb_dim": emb_dim, "hidden_dim": self.lstm.hidden_size}
 
     def forward(self, one_hots: torch.Tensor) -> torch.Tensor:
         hidden, _ = self.lstm(one_hots @ self.embedding)

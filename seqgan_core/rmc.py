@@ -163,11 +163,13 @@ class RelationalMemoryGenerator(nn.Module):
         return torch.log_softmax(logits, dim=-1).gather(2, tokens.to(self.device).unsqueeze(2)).squeeze(2)
 
     @torch.no_grad()
-    def token_log_probs_chunked(self, tokens: torch.Tensor, chunk_rows: int = 256) -> torch.Tensor:
+    def token_log_probs_chunked(self, tokens: torch.Tensor, chunk_rows: int = 256,
+                                temperature: float = 1.0) -> torch.Tensor:
         """`token_log_probs` without gradients, ``chunk_rows`` sequences at a time, so
         scoring a test set (`seqgan_core.oracle.sequence_nll`) never holds more than
         chunk_rows x T x V logits."""
-        return torch.cat([self.token_log_probs(tokens[i : i + chunk_rows]) for i in range(0, len(tokens), chunk_rows)])
+        return torch.cat([self.token_log_probs(tokens[i : i + chunk_rows], temperature)
+                          for i in range(0, len(tokens), chunk_rows)])
 
     @torch.no_grad()
     def sample(self, n: int, *, rng: torch.Generator | None = None, temperature: float = 1.0,

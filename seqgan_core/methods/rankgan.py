@@ -1,7 +1,6 @@
-"""RankGAN (Lin et al., NIPS 2017) as a method of the adversarial-method interface:
-SeqGAN's loop (`methods.policy_gradient`) whose rollout completions are scored by a
-ranker (`seqgan_core.ranking`) instead of a classifier, and whose discriminator round
-trains that ranker.
+"""RankGAN (Lin et al., NIPS 2017): SeqGAN's loop (`methods.policy_gradient`) whose
+rollout completions are scored by a ranker (`seqgan_core.ranking`) instead of a
+classifier, and whose discriminator round trains that ranker.
 
 The ranker is the pipeline's CNN `Discriminator`, used through its trunk
 (`Discriminator.features`); its output layer is left untouched. Public code
@@ -32,62 +31,52 @@ a batch-mean baseline, ``rollout.baseline``, they raise it: tests/test_pg_family
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import dataclasses
+from typing import Literal
 
 import torch
 
-from ..discriminator import Discriminator
-from ..lstm import LSTMLanguageModel
-from ..ranking import RANK_REWARDS, RANK_SCORES, RankReward, draw_references, ranker_round
-from .policy_gradient import REDUCTIONS, PolicyGradientMethod
+from ..ranking import RankReward, draw_references, ranker_round
+from .policy_gradient import PolicyGradientMethod, PolicyGradientSettings
 from .reward_estimators import RewardEstimator, RolloutRewards, RolloutSettings
-from .settings import check_choice, check_range
+from .settings import bounded, nested
 
 
-@dataclass(frozen=True)
-class RankGANSettings:
+@dataclasses.dataclass(frozen=True)
+class RankGANSettings(PolicyGradientSettings):
     """``gamma`` 1 and ``reference_size`` 16 (the code; the reference set is redrawn for
     every ranker batch and every generator step). ``rollout``: as SeqGAN's (the code's
     delayed policy has SeqGAN's defect, so it effectively uses "current")."""
-    gamma: float = 1.0
-    reference_size: int = 16
-    rank_score: str = "summed_cosine"
-    reward: str = "probability"
-    reduction: str = "sum"
-    rollout: RolloutSettings = field(default_factory=RolloutSettings)
 
-    def __post_init__(self) -> None:
-        check_range("gamma", self.gamma, low=0.0, low_open=True)
-        check_range("reference_size", self.reference_size, low=1, integer=True)
-        check_choice("rank_score", self.rank_score, RANK_SCORES)
-        check_choice("reward", self.reward, RANK_REWARDS)
-        check_choice("reduction", self.reduction, REDUCTIONS)
+    gamma: float = bounded(1.0, gt=0, description="inverse temperature of the rank softmax")
+    reference_size: int = bounded(16, ge=1, description="real reference sentences per ranking")
+    rank_score: Literal["summed_cosine", "mean_log_softmax"] = "summed_cosine"
+    reward: Literal["probability", "log_probability"] = "probability"
+    rollout: RolloutSettings = nested(RolloutSettings)
 
 
 class RankRewards(RolloutRewards):
     """Rollout rewards with the ranker as the scorer, and the ranker's round."""
 
-    def __init__(self, generator: LSTMLanguageModel, ranker: Discriminator, real: torch.Tensor,
-                 settings: RankGANSettings, common: Any, rng: torch.Generator) -> None:
-        super().__init__(generator, ranker, real, settings.rollout, common, rng)
-        self.rank = settings
-
     def scorer(self, group_size: int) -> RankReward:
-        references = draw_references(self.real, self.rank.reference_size, self.rng, self.generator.device)
-        return RankReward(self.discriminator, references, group_size=group_size, gamma=self.rank.gamma,
-                          rank_score=self.rank.rank_score, reward=self.rank.reward)
+        m, s = self.method, self.method.settings
+        references = draw_references(m.real, s.reference_size, m.rng, m.generator.device)
+        return RankReward(m.discriminator, references, group_size=group_size, gamma=s.gamma,
+                          rank_score=s.rank_score, reward=s.reward)
 
-    def discriminator_round(self, real: torch.Tensor, negatives: torch.Tensor) -> dict[str, float]:
-        r = self.rank
-        return ranker_round(self.discriminator, self.d_optimizer, real, negatives, reference_size=r.reference_size,
-                            gamma=r.gamma, rank_score=r.rank_score, epochs=self.common.d_epochs,
-                            batch_size=self.common.d_batch_size, rng=self.rng)
+    def discriminator_round(self, negatives: torch.Tensor) -> dict[str, float]:
+        m, s = self.method, self.method.settings
+        return ranker_round(m.discriminator, m.d_optimizer, m.real, negatives, reference_size=s.reference_size,
+                            gamma=s.gamma, rank_score=s.rank_score, epochs=m.common.d_epochs,
+                            batch_size=m.common.d_batch_size, rng=m.rng)
 
 
-class RankGANMethod(PolicyGradientMethod):
+class RankGAN(PolicyGradientMethod):
+    """`rankgan`: see the module docstring."""
+
     name = "rankgan"
+    trains_discriminator = True
     Settings = RankGANSettings
 
-    def reward_estimator(self, generator, discriminator, real, settings, common, rng) -> RewardEstimator:
-        return RankRewards(generator, discriminator, real, settings, common, rng)
+    def estimator(self) -> type[RewardEstimator]:
+        return RankRewards

@@ -17,7 +17,8 @@ i.e. D maximises L_GAN - lambda_r L_recon + lambda_m MMD^2 as in the paper. (Tex
 flips both signs: its D minimises MMD and maximises the reconstruction error. TextBox's
 port computes the generator's loss on samples drawn under no_grad, so its generator gets
 no adversarial gradient.) One G step and one D step per adversarial step, the authors'
-ratio (dg_ratio 1); their Adam rates are lr_g 5e-5, lr_d 1e-4.
+ratio (dg_ratio 1); their Adam rates, lr_g 5e-5 and lr_d 1e-4, are the settings ``lr`` and
+``d_lr`` (TextGAN's own, not the shared SeqGAN rates).
 
 Named departures and options:
 - ``mmd_estimate``: "squared" MMD^2 (paper, default) or "root", its square root, which the
@@ -30,7 +31,8 @@ Named departures and options:
 - lambda_m = lambda_r = 1e-3 are the authors' code's (the paper's are unverified);
 - the discriminator is the pipeline's pretrained SeqGAN CNN, trained in place (its
   L2-penalised cross-entropy is the BCE term), not the authors' 3-width x 300 tanh CNN;
-  the reconstruction head is new and trained with it;
+  the reconstruction head is new and trained with it (one loss, one global-norm clip;
+  its own Adam at the same rate, which is the same update as one Adam over both);
 - z sets h0 only (the authors' code also feeds z into every LSTM step) and C0 has no
   bias, so z = 0 gives h0 = 0: the generator's own initial state, from which `sample()`
   evaluates it (hard draws at temperature 1), is the noise's mean. C0 ~ U(-0.05, 0.05)
@@ -40,46 +42,33 @@ Named departures and options:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from .. import randomness
-from ..adversarial_losses import MMD_KERNELS, kernel_variances, mmd2
-from ..discriminator import Discriminator
-from ..lstm import LSTMLanguageModel
-from ..relaxed import frozen, real_one_hots, relaxed_rollout
+from ..adversarial_losses import MMDKernel, kernel_variances, mmd2
+from ..relaxed import frozen, one_hot, relaxed_rollout
 from ..relaxed_discriminators import SoftSeqGANDiscriminator
 from ..train import _apply, adam
+from .base import AdversarialMethod
+from .settings import Settings, bounded
 
-ESTIMATES = ("squared", "root")
-RECON_LOSSES = ("squared", "bce")
 
-
-@dataclass(frozen=True)
-class TextGANSettings:
-    soft_argmax_scale: float = 1000.0  # L
-    z_dim: int = 900
-    mmd_kernel: str = "gaussian"
-    mmd_sigma: float = 20.0
-    mmd_estimate: str = "squared"
-    lambda_mmd: float = 1e-3
-    lambda_recon: float = 1e-3
-    recon_loss: str = "squared"
-
-    def __post_init__(self) -> None:
-        for name in ("soft_argmax_scale", "mmd_sigma"):
-            if not getattr(self, name) > 0.0:
-                raise ValueError(f"textgan.{name} = {getattr(self, name)}: must be > 0")
-        for name in ("lambda_mmd", "lambda_recon"):
-            if not getattr(self, name) >= 0.0:
-                raise ValueError(f"textgan.{name} = {getattr(self, name)}: must be >= 0")
-        if self.z_dim < 1:
-            raise ValueError(f"textgan.z_dim = {self.z_dim}: must be >= 1")
-        for name, allowed in (("mmd_kernel", MMD_KERNELS), ("mmd_estimate", ESTIMATES), ("recon_loss", RECON_LOSSES)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"textgan.{name} = {getattr(self, name)!r}: must be one of {allowed}")
+@dataclasses.dataclass(frozen=True)
+class TextGANSettings(Settings):
+    soft_argmax_scale: float = bounded(1000.0, gt=0, description="L of softmax(L o_t)")
+    z_dim: int = bounded(900, ge=1, description="noise size (the authors' 900)")
+    mmd_kernel: MMDKernel = "gaussian"
+    mmd_sigma: float = bounded(20.0, gt=0, description="the Gaussian kernel's bandwidth")
+    mmd_estimate: Literal["squared", "root"] = "squared"
+    lambda_mmd: float = bounded(1e-3, ge=0, description="weight of MMD^2 in D's loss")
+    lambda_recon: float = bounded(1e-3, ge=0, description="weight of z's reconstruction in D's loss")
+    recon_loss: Literal["squared", "bce"] = "squared"
+    lr: float = bounded(5e-5, gt=0, description="generator Adam learning rate (the authors')")
+    d_lr: float = bounded(1e-4, gt=0, description="discriminator Adam learning rate (the authors')")
 
 
 def _uniform_linear(n_in: int, n_out: int, *, bias: bool, rng: torch.Generator) -> nn.Linear:
@@ -93,25 +82,32 @@ def _uniform_linear(n_in: int, n_out: int, *, bias: bool, rng: torch.Generator) 
     return layer
 
 
-class TextGAN:
+class TextGAN(AdversarialMethod):
+    """`textgan`: see the module docstring."""
+
     name = "textgan"
-    generator_kind = "lstm"
     trains_discriminator = True
     Settings = TextGANSettings
 
-    def __init__(self, generator: LSTMLanguageModel, discriminator: Discriminator, real: torch.Tensor,
-                 settings: TextGANSettings, common, rng: torch.Generator) -> None:
-        if not isinstance(generator, LSTMLanguageModel):
-            raise ValueError(f"textgan trains an LSTMLanguageModel, got a {type(generator).__name__}")
-        self.generator, self.real, self.settings, self.common, self.rng = generator, real, settings, common, rng
-        self.discriminator = SoftSeqGANDiscriminator(discriminator)
-        self.variances = kernel_variances(settings.mmd_kernel, settings.mmd_sigma)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        s, g, d = self.settings, self.generator, self.discriminator
+        self.relaxed_discriminator = SoftSeqGANDiscriminator(d)
+        self.variances = kernel_variances(s.mmd_kernel, s.mmd_sigma)
         # The authors' initialiser: U(-0.05, 0.05) weights, zero biases.
-        self.z_to_state = _uniform_linear(settings.z_dim, generator.hidden_dim, bias=False, rng=rng).to(generator.device)
-        self.reconstruction = _uniform_linear(discriminator.out.in_features, settings.z_dim, bias=True,
-                                              rng=rng).to(generator.device)
-        self.g_optimizer = adam([*generator.parameters(), *self.z_to_state.parameters()], common.lr)
-        self.d_optimizer = adam([*self.discriminator.parameters(), *self.reconstruction.parameters()], common.d_lr)
+        self.z_to_state = _uniform_linear(s.z_dim, g.hidden_dim, bias=False, rng=self.rng).to(g.device)
+        self.reconstruction = _uniform_linear(d.out.in_features, s.z_dim, bias=True, rng=self.rng).to(g.device)
+        self.g_optimizer = adam(self.generator_parameters(), self.generator_lr())
+        self.recon_optimizer = adam(self.reconstruction.parameters(), self.discriminator_lr())
+
+    def generator_lr(self) -> float:
+        return self.settings.lr
+
+    def discriminator_lr(self) -> float:
+        return self.settings.d_lr
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        return [*self.generator.parameters(), *self.z_to_state.parameters()]
 
     def _fake(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Noise z (B, z_dim) and the soft-argmax rows (B, T, V) generated from it."""
@@ -123,8 +119,7 @@ class TextGAN:
         return z, rows
 
     def _real(self) -> torch.Tensor:
-        g = self.generator
-        return real_one_hots(self.real, self.common.batch_size, g.vocab_size, self.rng, g.device)
+        return one_hot(self.real_batch(self.common.batch_size), self.generator.vocab_size)
 
     def _mmd(self, real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
         value = mmd2(real_features, fake_features, self.variances)
@@ -140,31 +135,34 @@ class TextGAN:
         self.generator.train()
         self.discriminator.train()
         _, fake = self._fake()
-        with frozen(self.discriminator) as d:
+        with frozen(self.relaxed_discriminator) as d:
             fake_features = d.features(fake)
             with torch.no_grad():
                 real_features = d.features(self._real())
         loss = self._mmd(real_features, fake_features)
-        value = _apply(self.g_optimizer, loss, [*self.generator.parameters(), *self.z_to_state.parameters()],
-                       self.common.grad_clip, "TextGAN generator loss (MMD)")
+        value = _apply(self.g_optimizer, loss, self.generator_parameters(), self.common.grad_clip,
+                       "TextGAN generator loss (MMD)")
         return {"g_loss": value}
 
     def discriminator_step(self, batch: int) -> dict[str, float]:
-        d = self.discriminator
+        d = self.relaxed_discriminator
         d.train()
         with torch.no_grad():
             z, fake = self._fake()
         real_features, fake_features = d.features(self._real()), d.features(fake)
         logits = d.class_logits(torch.cat([real_features, fake_features]))
         labels = torch.cat([torch.ones(len(real_features)), torch.zeros(len(fake_features))]).long().to(logits.device)
-        gan = d.seqgan.loss_from_logits(logits, labels)
+        gan = self.discriminator.loss_from_logits(logits, labels)
         mmd = self._mmd(real_features, fake_features)
         recon = self._recon(torch.tanh(self.reconstruction(fake_features)), z)
         loss = gan - self.settings.lambda_mmd * mmd + self.settings.lambda_recon * recon
-        params = [*d.parameters(), *self.reconstruction.parameters()]
+        # One loss and one clip over D and its head; D's Adam steps in _apply, the head's after it.
+        self.recon_optimizer.zero_grad(set_to_none=True)
+        params = [*self.discriminator.parameters(), *self.reconstruction.parameters()]
         value = _apply(self.d_optimizer, loss, params, self.common.grad_clip, "TextGAN discriminator loss")
+        self.recon_optimizer.step()
         return {"d_loss": value, "d_gan": gan.item(), "d_mmd": mmd.item(), "d_recon": recon.item()}
 
-    def stateful(self) -> dict:
-        return {"textgan_z_to_state": self.z_to_state, "textgan_reconstruction": self.reconstruction,
-                "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
+    def stateful(self) -> dict[str, Any]:
+        return {**super().stateful(), "textgan_z_to_state": self.z_to_state,
+                "textgan_reconstruction": self.reconstruction, "recon_optimizer": self.recon_optimizer}
