@@ -1,22 +1,23 @@
-"""RankGAN, the step-wise reward estimators (partial-sequence D, MaskGAN critic) and the
-constant-reward control: hand-computed rank scores, prefix rewards, returns and
+"""RankGAN, SeqGAN's step-wise reward estimators (partial-sequence D, MaskGAN critic) and
+the constant-reward control: hand-computed rank scores, prefix rewards, returns and
 advantages; each estimator's gradient sign on a problem whose best sequence is known;
-every method's steps change the generator with finite scores; resume is bit-identical."""
+every variant's steps change the generator with finite scores; resume is bit-identical
+(tests/test_method_table.py runs each method at its defaults; here every estimator)."""
 from __future__ import annotations
 
 import copy
 import io
 import math
-from types import SimpleNamespace
-
 import pytest
 import torch
 
 from seqgan_core import Discriminator, Generator
 from seqgan_core.critic import (CausalDiscriminator, causal_discriminator_loss, clipped_advantages,
                                 discounted_returns)
-from seqgan_core.methods import (CriticSettings, PartialDSettings, PGConstantMethod, PGConstantSettings,
-                                 RankGANMethod, RankGANSettings, RolloutSettings, SeqGANMethod, SeqGANSettings)
+from seqgan_core.methods import Common
+from seqgan_core.methods.policy_gradient import PGConstant, PGConstantSettings, SeqGAN, SeqGANSettings
+from seqgan_core.methods.rankgan import RankGAN, RankGANSettings
+from seqgan_core.methods.reward_estimators import CriticSettings, PartialDSettings, RolloutSettings
 from seqgan_core.prefix_rewards import prefix_rewards
 from seqgan_core.ranking import RankReward, cosines, log_rank_scores, ranker_loss
 from seqgan_core.train import adam, seqgan_generator_step
@@ -25,19 +26,21 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 VOCAB, LENGTH, BEST = 8, 5, 3  # the real data: every token is BEST
 REAL = torch.full((64, LENGTH), BEST)
-COMMON = SimpleNamespace(batch_size=16, lr=0.02, grad_clip=5.0, n_rollouts=4, d_lr=1e-2, d_batch_size=16,
-                         d_epochs=1, d_negatives=64)
-SMALL_CRITIC = CriticSettings(emb_dim=8, hidden_dim=16, num_layers=1, dropout=0.0, critic_lr=0.05)
+COMMON = Common(batches=4, batch_size=16, lr=0.02, grad_clip=5.0, d_lr=1e-2, d_batch_size=16, d_epochs=1,
+                d_negatives=64)
+ROLLOUT = RolloutSettings(n_rollouts=4)  # the generator itself as the rollout policy (the default)
+DELAYED = RolloutSettings(n_rollouts=4, policy="delayed")
+SMALL_CRITIC = CriticSettings(emb_dim=8, hidden_dim=16, num_layers=1, dropout=0.0, lr=0.05)
 
 METHODS = {
-    "seqgan_rollout": (SeqGANMethod, SeqGANSettings()),
-    "seqgan_rollout_current": (SeqGANMethod, SeqGANSettings(rollout=RolloutSettings(rollout_policy="current"))),
-    "seqgan_partial_d": (SeqGANMethod, SeqGANSettings(reward_estimator="partial_d")),
-    "seqgan_critic": (SeqGANMethod, SeqGANSettings(reward_estimator="critic", critic=SMALL_CRITIC)),
-    "rankgan": (RankGANMethod, RankGANSettings(reference_size=4)),
-    "rankgan_paper": (RankGANMethod, RankGANSettings(reference_size=4, rank_score="mean_log_softmax",
-                                                     reward="log_probability")),
-    "pg_constant": (PGConstantMethod, PGConstantSettings()),
+    "seqgan_rollout": (SeqGAN, SeqGANSettings(rollout=ROLLOUT)),
+    "seqgan_rollout_delayed": (SeqGAN, SeqGANSettings(rollout=DELAYED)),
+    "seqgan_partial_d": (SeqGAN, SeqGANSettings(reward_estimator="partial_d")),
+    "seqgan_critic": (SeqGAN, SeqGANSettings(reward_estimator="critic", critic=SMALL_CRITIC)),
+    "rankgan": (RankGAN, RankGANSettings(reference_size=4, rollout=ROLLOUT)),
+    "rankgan_paper": (RankGAN, RankGANSettings(reference_size=4, rank_score="mean_log_softmax",
+                                               reward="log_probability", rollout=ROLLOUT)),
+    "pg_constant": (PGConstant, PGConstantSettings()),
 }
 
 
@@ -183,7 +186,7 @@ def test_causal_discriminator_loss_averages_the_real_and_generated_means() -> No
 
 def test_critic_trains_its_head_only_by_default() -> None:
     method, _, _ = build("seqgan_critic")
-    d = method.estimator.discriminator
+    d = method.discriminator
     before = copy.deepcopy(d.state_dict())
     method.generator_step(0)
     after = d.state_dict()
@@ -227,7 +230,7 @@ class CausalFavoursBest(CausalDiscriminator):
 
 
 PAPER_RANKGAN_WITH_BASELINE = RankGANSettings(reference_size=4, rank_score="mean_log_softmax", reward="log_probability",
-                                              rollout=RolloutSettings(baseline="batch_mean"))
+                                              rollout=RolloutSettings(n_rollouts=4, baseline="batch_mean"))
 
 
 @pytest.mark.parametrize("cls, settings, scorer", [
@@ -237,7 +240,7 @@ PAPER_RANKGAN_WITH_BASELINE = RankGANSettings(reference_size=4, rank_score="mean
     (*METHODS["rankgan"], FavoursBest),
     # The paper's log-rank reward is about -log B for every sentence: without a baseline
     # that constant, not the ranking, dominates a few steps (why it is not the default).
-    (RankGANMethod, PAPER_RANKGAN_WITH_BASELINE, FavoursBest),
+    (RankGAN, PAPER_RANKGAN_WITH_BASELINE, FavoursBest),
 ], ids=["rollout", "partial_d", "critic", "rankgan", "rankgan_paper_reward"])
 def test_each_estimator_raises_the_sequence_its_reward_favours(cls, settings, scorer) -> None:
     """With a fixed reward that favours BEST tokens, a few generator steps raise the
@@ -262,21 +265,21 @@ def test_steps_change_the_generator_and_keep_every_score_finite(name: str) -> No
 
 
 def test_seqgan_rollout_is_seqgan_generator_step() -> None:
-    method, generator, discriminator = build("seqgan_rollout_current")
+    method, generator, discriminator = build("seqgan_rollout")
     twin = Generator(VOCAB, seq_len=LENGTH, rng=seeded(0))
     optimizer, rng = adam(twin.parameters(), COMMON.lr), seeded(1)  # build()'s streams
     for batch in range(2):
         row = method.generator_step(batch)
         twin_row = seqgan_generator_step(twin, discriminator, optimizer, batch_size=COMMON.batch_size,
-                                         n_rollouts=COMMON.n_rollouts, grad_clip=COMMON.grad_clip, rng=rng)
+                                         n_rollouts=ROLLOUT.n_rollouts, grad_clip=COMMON.grad_clip, rng=rng)
         assert row == twin_row
     for a, b in zip(generator.parameters(), twin.parameters()):
         assert torch.equal(a, b)
 
 
 def test_delayed_rollout_policy_trails_the_generator() -> None:
-    method, generator, _ = build("seqgan_rollout")
-    policy = method.estimator.policy.model
+    method, generator, _ = build("seqgan_rollout_delayed")
+    policy = method.rewards.policy.model
     start = [p.clone() for p in policy.parameters()]
     method.generator_step(0)
     for p0, beta, theta in zip(start, policy.parameters(), generator.parameters()):
@@ -285,14 +288,14 @@ def test_delayed_rollout_policy_trails_the_generator() -> None:
 
 def test_pg_constant_weights_every_token_alike() -> None:
     method, _, _ = build("pg_constant")
-    weights, _ = method.estimator.weights(torch.zeros(3, LENGTH, dtype=torch.long))
+    weights, _ = method.rewards.weights(torch.zeros(3, LENGTH, dtype=torch.long))
     assert torch.equal(weights, torch.full((3, LENGTH), 2.0))
-    assert method.discriminator_step(0) == {} and method.stateful().keys() == {"g_optimizer"}
+    assert method.discriminator_step(0) == {} and method.stateful().keys() == {"g_optimizer", "d_optimizer"}
 
 
 # ------------------------------------------------------------------------------- resume
-def snapshot(method, generator, discriminator) -> bytes:
-    state = {"generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
+def snapshot(method) -> bytes:
+    state = {"generator": method.generator.state_dict(), "discriminator": method.discriminator.state_dict(),
              "stateful": {k: v.state_dict() for k, v in method.stateful().items()},
              "rng": method.rng.get_state(), "torch_rng": torch.get_rng_state()}
     buffer = io.BytesIO()
@@ -300,10 +303,12 @@ def snapshot(method, generator, discriminator) -> bytes:
     return buffer.getvalue()
 
 
-def restore(blob: bytes, method, generator, discriminator) -> None:
+def restore(blob: bytes, method) -> None:
+    """What the pipeline's checkpoint restores: the generator, the discriminator the method
+    trains (the critic's is its own), `stateful()` and the random streams."""
     state = torch.load(io.BytesIO(blob), weights_only=True)
-    generator.load_state_dict(state["generator"])
-    discriminator.load_state_dict(state["discriminator"])
+    method.generator.load_state_dict(state["generator"])
+    method.discriminator.load_state_dict(state["discriminator"])
     for key, obj in method.stateful().items():
         obj.load_state_dict(state["stateful"][key])
     method.rng.set_state(state["rng"])
@@ -316,17 +321,18 @@ def run(method, batches: range) -> None:
         method.discriminator_step(batch)
 
 
-@pytest.mark.parametrize("name", ["seqgan_rollout", "seqgan_partial_d", "seqgan_critic", "rankgan", "pg_constant"])
+@pytest.mark.parametrize("name", ["seqgan_rollout_delayed", "seqgan_partial_d", "seqgan_critic", "rankgan",
+                                  "pg_constant"])
 def test_resume_is_bit_identical(name: str) -> None:
-    method, generator, discriminator = build(name)
+    method, _, _ = build(name)
     run(method, range(2))
-    blob = snapshot(method, generator, discriminator)
+    blob = snapshot(method)
     run(method, range(2, 4))
 
-    resumed, resumed_generator, resumed_discriminator = build(name, seed=9)  # other weights, overwritten
-    restore(blob, resumed, resumed_generator, resumed_discriminator)
+    resumed, _, _ = build(name, seed=9)  # other weights, overwritten
+    restore(blob, resumed)
     run(resumed, range(2, 4))
-    for original, copy_ in ((generator, resumed_generator), (discriminator, resumed_discriminator)):
+    for original, copy_ in ((method.generator, resumed.generator), (method.discriminator, resumed.discriminator)):
         for (key, a), b in zip(original.state_dict().items(), copy_.state_dict().values()):
             assert torch.equal(a, b), key
     for key, obj in method.stateful().items():
@@ -339,10 +345,11 @@ def test_resume_is_bit_identical(name: str) -> None:
 @pytest.mark.parametrize("make, field", [
     (lambda: SeqGANSettings(reward_estimator="mc"), "reward_estimator"),
     (lambda: SeqGANSettings(reduction="max"), "reduction"),
-    (lambda: RolloutSettings(rollout_rate=1.5), "rollout.rollout_rate"),
-    (lambda: PartialDSettings(baseline="critic"), "partial_d.baseline"),
-    (lambda: CriticSettings(discount=-0.1), "critic.discount"),
-    (lambda: CriticSettings(num_layers=0), "critic.num_layers"),
+    (lambda: RolloutSettings(rate=1.5), "rate"),
+    (lambda: PartialDSettings(baseline="critic"), "baseline"),
+    (lambda: CriticSettings(discount=-0.1), "discount"),
+    (lambda: CriticSettings(num_layers=0), "num_layers"),
+    (lambda: CriticSettings(trains_trunk=1), "trains_trunk"),
     (lambda: RankGANSettings(gamma=0.0), "gamma"),
     (lambda: RankGANSettings(reference_size=2.5), "reference_size"),
     (lambda: RankGANSettings(rank_score="mean_cosine"), "rank_score"),

@@ -171,8 +171,9 @@ class CriticSettings(Settings):
 class CriticRewards(RewardEstimator):
     """MaskGAN's actor-critic with every position missing (`seqgan_core.critic`): the
     advantage clip(R_t - V_t) of discounted log sigma(d_t) returns over a learned value.
-    The method trains its own per-token D, built from the method's stream; the pipeline's
-    CNN D is not used. The critic is trained on each g-step's samples, before the generator
+    The method trains its own per-token D, built from the method's stream unless it is
+    given one (a `CausalDiscriminator`, e.g. pretrained with `causal_discriminator_round`);
+    the pipeline's CNN D is not used. The critic is trained on each g-step's samples, before the generator
     update, whose baseline is the critic's value before that step.
 
     D's Adam (the method's ``d_optimizer``) holds the value head too: D's loss never reaches
@@ -181,6 +182,8 @@ class CriticRewards(RewardEstimator):
 
     @classmethod
     def discriminator(cls, method: PolicyGradientMethod, pretrained: torch.nn.Module) -> CausalDiscriminator:
+        if isinstance(pretrained, CausalDiscriminator):
+            return pretrained
         s, g = method.settings.critic, method.generator
         return CausalDiscriminator(g.vocab_size, s.emb_dim, s.hidden_dim, s.num_layers, s.dropout,
                                    rng=method.rng).to(g.device)
