@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from seqgan_core import Discriminator, Generator, randomness, sequence_nll
 from seqgan_core.adversarial_losses import discriminator_loss, generator_loss, kernel_variances, mmd2
+from seqgan_core.generators import checkpoint_of, from_checkpoint
 from seqgan_core.relaxed import anneal, embedded_step, one_hot, relaxed_rollout
 from seqgan_core.relaxed_discriminators import (LSTMDiscriminator, MultiRepresentationDiscriminator,
                                                 SoftSeqGANDiscriminator)
@@ -220,11 +221,13 @@ def test_rmc_generator_interface() -> None:
     assert torch.equal(g.sample(5, rng=seeded(1)), samples)  # seeded
     fixed = g.sample(3, rng=seeded(2), prefix=torch.tensor([6, 5]))
     assert torch.equal(fixed[:, :2], torch.tensor([[6, 5]] * 3))
-    clone = RelationalMemoryGenerator(**g.config())
-    clone.load_state_dict(g.state_dict())
+    clone = from_checkpoint(checkpoint_of(g))  # a saved generator: {"kind": "rmc", "config", "state_dict"}
+    assert isinstance(clone, RelationalMemoryGenerator)
     assert torch.equal(clone.sample(5, rng=seeded(1)), samples)
     assert torch.allclose(g.token_log_probs_chunked(samples, chunk_rows=2), g.token_log_probs(samples))
     assert sequence_nll(g, samples) == pytest.approx(-g.token_log_probs(samples).mean().item(), rel=1e-6)
+    assert sequence_nll(g, samples, temperature=0.5) == pytest.approx(
+        -g.token_log_probs(samples, temperature=0.5).mean().item(), rel=1e-6)
 
 
 @pytest.mark.parametrize("layer_norm", ["joint", "row"])
