@@ -8,11 +8,11 @@ Scale (SeqGAN's synthetic experiment): generator LSTM embedding/hidden 32, vocab
 defaults). Items, each one ``generator_step`` (sampling the batch included):
 
 - ``seqgan``: `seqgan_core.train.seqgan_generator_step` (the yardstick)
-- ``rankgan``: `RankGANMethod` (the same rollouts, scored by the ranker against 16 references)
-- ``partial_d``: `SeqGANMethod` with ``reward_estimator="partial_d"`` (one D pass over B x T prefixes)
-- ``critic``: `SeqGANMethod` with ``reward_estimator="critic"`` (one per-token LSTM D pass
+- ``rankgan``: `RankGAN` (the same rollouts, scored by the ranker against 16 references)
+- ``partial_d``: `SeqGAN` with ``reward_estimator="partial_d"`` (one D pass over B x T prefixes)
+- ``critic``: `SeqGAN` with ``reward_estimator="critic"`` (one per-token LSTM D pass
   and a critic update)
-- ``pg_constant``: `PGConstantMethod` (no reward model at all: sampling and the update)
+- ``pg_constant``: `PGConstant` (no reward model at all: sampling and the update)
 
 Every item starts from copies of the same models and is timed as the best of a few
 repeats after a warm-up; ``--quick`` times one repeat. The ratio column is time /
@@ -27,20 +27,20 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
-
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from seqgan_core import Discriminator, Generator  # noqa: E402
-from seqgan_core.methods import (PGConstantMethod, PGConstantSettings, RankGANMethod, RankGANSettings,  # noqa: E402
-                                 SeqGANMethod, SeqGANSettings)
+from seqgan_core.methods import Common  # noqa: E402
+from seqgan_core.methods.policy_gradient import PGConstant, PGConstantSettings, SeqGAN, SeqGANSettings  # noqa: E402
+from seqgan_core.methods.rankgan import RankGAN, RankGANSettings  # noqa: E402
+from seqgan_core.methods.reward_estimators import RolloutSettings  # noqa: E402
 from seqgan_core.train import adam, seqgan_generator_step  # noqa: E402
 
 V, T, B, N, EMB = 5000, 20, 64, 16, 32
-COMMON = SimpleNamespace(batch_size=B, lr=0.01, grad_clip=5.0, n_rollouts=N, d_lr=1e-4, d_batch_size=64, d_epochs=1,
-                         d_negatives=10_000)
+COMMON = Common(batch_size=B, lr=0.01, grad_clip=5.0, d_lr=1e-4, d_batch_size=64, d_epochs=1, d_negatives=10_000)
+ROLLOUT = RolloutSettings(n_rollouts=N)
 
 
 def best_time(step: Callable[[], object], repeats: int) -> float:
@@ -78,10 +78,10 @@ def main() -> None:
     optimizer, rng = adam(generator.parameters(), COMMON.lr), torch.Generator().manual_seed(3)
     items = {
         "seqgan": lambda: seqgan_generator_step(generator, base_discriminator, optimizer, batch_size=B, n_rollouts=N, rng=rng),
-        "rankgan": method_step(RankGANMethod, RankGANSettings()),
-        "partial_d": method_step(SeqGANMethod, SeqGANSettings(reward_estimator="partial_d")),
-        "critic": method_step(SeqGANMethod, SeqGANSettings(reward_estimator="critic")),
-        "pg_constant": method_step(PGConstantMethod, PGConstantSettings()),
+        "rankgan": method_step(RankGAN, RankGANSettings(rollout=ROLLOUT)),
+        "partial_d": method_step(SeqGAN, SeqGANSettings(reward_estimator="partial_d")),
+        "critic": method_step(SeqGAN, SeqGANSettings(reward_estimator="critic")),
+        "pg_constant": method_step(PGConstant, PGConstantSettings()),
     }
     times = {}
     print(f"{'method':<12} {'g-step s':>9} {'/ seqgan':>9}")

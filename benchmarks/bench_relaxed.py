@@ -39,21 +39,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from seqgan_core import Discriminator, Generator  # noqa: E402
+from seqgan_core.methods import Common  # noqa: E402
 from seqgan_core.methods.gsgan import GSGAN, GSGANSettings  # noqa: E402
 from seqgan_core.methods.relgan import RelGAN, RelGANSettings  # noqa: E402
 from seqgan_core.methods.textgan import TextGAN, TextGANSettings  # noqa: E402
 from seqgan_core.rmc import RelationalMemoryGenerator  # noqa: E402
 
-METHODS = {
+METHODS = {  # a name ending in -rmc trains the RMC generator, the others an LSTM
     "relgan-rmc": (RelGAN, RelGANSettings()),
-    "relgan-lstm": (RelGAN, RelGANSettings(generator="lstm")),
+    "relgan-lstm": (RelGAN, RelGANSettings()),
     "gsgan": (GSGAN, GSGANSettings()),
     "textgan": (TextGAN, TextGANSettings()),
 }
@@ -98,12 +98,12 @@ def child(name: str, scale: dict, device: torch.device, repeats: int) -> dict:
     V, T, B = scale["vocab"], scale["seq_len"], scale["batch"]
     cls, settings = METHODS[name]
     rng = torch.Generator().manual_seed(0)
-    if getattr(settings, "generator", "lstm") == "rmc":
+    if name.endswith("-rmc"):
         generator = RelationalMemoryGenerator(V, seq_len=T, rng=rng)
     else:
         generator = Generator(V, 32, 32, T, rng=rng)
     torch.manual_seed(0)
-    common = SimpleNamespace(batch_size=B, lr=1e-4, d_lr=1e-4, grad_clip=5.0, batches=3000)
+    common = Common(batches=3000, batch_size=B)
     real = torch.randint(0, V, (10_000, T), generator=rng)
     method = cls(generator.to(device), Discriminator(V, T).to(device), real, settings, common, rng)
     g_step, d_step = (lambda: method.generator_step(0)), (lambda: method.discriminator_step(0))
