@@ -17,7 +17,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run compare test bench gpu-check clean-venv
+.PHONY: setup run sweep compare test bench gpu-check clean-venv
 setup: $(VENV)/.installed
 
 # Re-installs only when the pins or the package metadata change, so a second
@@ -35,11 +35,17 @@ run: setup
 	$(if $(PROFILE),$(BIN)/seqgan profile $(PROFILE),)
 	$(BIN)/dvc repro
 
-# Every method of the papers' tables, trained and scored the same way (comparison/dvc.yaml);
-# runs the training pipeline's stages first if they are stale.
+# The comparison sweep (comparison/dvc.yaml): comparison.methods x comparison.seeds x both
+# experiments, each cell scored over a temperature sweep; the answer is comparison/results.md.
+# `make sweep ALL=1`: every method over five seeds (meant for a work pool or a GPU node).
+sweep: setup
+	$(if $(PROFILE),$(BIN)/seqgan profile $(PROFILE),)
+	$(BIN)/seqgan sweep $(if $(ALL),--methods all --seeds 5,)
+
+# Every method of the papers' tables on the configured seeds: the sweep with --methods all.
 compare: setup
 	$(if $(PROFILE),$(BIN)/seqgan profile $(PROFILE),)
-	$(BIN)/dvc repro comparison/dvc.yaml
+	$(BIN)/seqgan sweep --methods all
 
 test: setup
 	$(BIN)/python -m pytest

@@ -50,6 +50,18 @@ def cmd_serve(args: argparse.Namespace) -> None:
     raise SystemExit(serve(args.model, host=args.host, port=args.port, workers=args.workers))
 
 
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from .executables import executable
+    from .sweep import parse_methods, parse_seeds, run, widen
+
+    if args.methods or args.seeds:
+        widen(parse_methods(args.methods) if args.methods else None, parse_seeds(args.seeds) if args.seeds else None)
+    code = run(executable("dvc"))
+    if code == 0:
+        print("sweep done: comparison/results.md (the answer), summary.md, frontier_<experiment>.png")
+    raise SystemExit(code)
+
+
 def cmd_promote(args: argparse.Namespace) -> None:
     from .registry import promote_version
 
@@ -114,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_bounded(int, 1, "a port number"), default=5001)
     p.add_argument("--workers", type=_bounded(int, 1, "a whole number >= 1"), default=1)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("sweep", help="run the comparison sweep (comparison/dvc.yaml) with progress")
+    p.add_argument("--methods", help="'all', or a comma-separated list (mle is always included); "
+                                     "sets comparison.methods in params.yaml first")
+    p.add_argument("--seeds", help="a count (5 = seeds 0-4) or a comma-separated list; sets comparison.seeds first")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("promote", help="run the promotion gate on a registered version")
     p.add_argument("--model", required=True)

@@ -193,8 +193,21 @@ class EvaluateParams(Section):
     nll_samples: PositiveInt
     bleu_orders: Annotated[list[Annotated[int, Field(ge=1, le=5)]], Field(min_length=1)]
     bleu_hypotheses: PositiveInt
+    bleu_references: Literal["test", "train"] = Field(
+        description="BLEU's reference set: the test split (Texygen, TextBox) or the training split")
     self_bleu_size: Annotated[int, Field(ge=2)]
     text_samples: PositiveInt
+    temperatures: Annotated[list[PositiveFloat], Field(min_length=1, description="the frontier's sampling temperatures")]
+    sweep_samples: Annotated[int, Field(ge=2, description="samples per temperature of the sweep")]
+
+    @field_validator("temperatures")
+    @classmethod
+    def _increasing_with_one(cls, temperatures: list[float]) -> list[float]:
+        if 1.0 not in temperatures:
+            raise ValueError("must include 1.0, the temperature the models are trained and served at")
+        if any(b <= a for a, b in zip(temperatures, temperatures[1:])):
+            raise ValueError("must be increasing, each value once")
+        return temperatures
 
 
 class PromotionParams(Section):
@@ -208,14 +221,18 @@ class PromotionParams(Section):
 
 
 class ComparisonParams(Section):
-    """What `make compare` (comparison/dvc.yaml) trains and tabulates."""
+    """What the comparison sweep (`make sweep`, comparison/dvc.yaml) trains: every method on
+    every experiment for every training seed, each seed's chain from MLE pretraining on."""
 
     experiments: Annotated[list[Experiment], Field(min_length=1)]
     methods: Annotated[list[Method], Field(min_length=1)]
+    seeds: Annotated[list[NonNegativeInt], Field(min_length=1)]
 
     @model_validator(mode="after")
     def _no_repeats(self) -> "ComparisonParams":
-        for key in ("experiments", "methods"):
+        if "mle" not in self.methods:
+            raise ValueError("comparison.methods must include mle: every method is read against it")
+        for key in ("experiments", "methods", "seeds"):
             values = getattr(self, key)
             if len(set(values)) != len(values):
                 raise ValueError(f"comparison.{key} lists a value twice: {values}")
@@ -255,13 +272,17 @@ class Params(Section):
         return self
 
     @model_validator(mode="after")
-    def _method_trains_the_generator(self) -> "Params":
-        kinds = METHOD_TABLE[self.adversarial.method].generator_kinds
-        if self.generator.kind not in kinds:
-            raise ValueError(
-                f"adversarial.method {self.adversarial.method} trains {' or '.join(kinds)} generators but "
-                f"generator.kind is {self.generator.kind}; set generator.kind: {kinds[0]} or pick another method"
-            )
+    def _methods_train_the_generator(self) -> "Params":
+        """Every method trains the one pretrained generator, of `generator.kind`."""
+        for key, methods in (("adversarial.method", [self.adversarial.method]),
+                             ("comparison.methods", self.comparison.methods)):
+            for method in methods:
+                kinds = METHOD_TABLE[method].generator_kinds
+                if self.generator.kind not in kinds:
+                    raise ValueError(
+                        f"{key}: {method} trains {' or '.join(kinds)} generators but generator.kind is "
+                        f"{self.generator.kind}; set generator.kind: {kinds[0]} or leave {method} out"
+                    )
         return self
 
     @model_validator(mode="after")

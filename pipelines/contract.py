@@ -107,6 +107,11 @@ class Artifacts:
         return self.plots / "nll_curve.png"
 
     @property
+    def frontier(self) -> Path:
+        """The temperature sweep of the MLE and adversarial generators (`dvc plots`)."""
+        return self.plots / "frontier.csv"
+
+    @property
     def samples_report(self) -> Path:
         return self.reports / "samples.md"
 
@@ -125,9 +130,91 @@ class Artifacts:
             "pretrain_discriminator": [self.discriminator_pre, self.metrics("pretrain_discriminator")],
             "adversarial": [self.generator_adv, self.discriminator_adv, self.curve_png("adversarial"),
                             self.metrics("adversarial"), self.curve("adversarial")],
-            "evaluate": [self.samples_report, self.registry_record, self.nll_curve_png, self.metrics("evaluate")],
+            "evaluate": [self.samples_report, self.registry_record, self.nll_curve_png, self.metrics("evaluate"),
+                         self.frontier],
         }
         return by_stage[stage]
+
+
+COMPARISON = Path("comparison")
+
+
+@dataclass(frozen=True)
+class SweepCell:
+    """Where the comparison sweep (comparison/dvc.yaml) keeps one training seed's chain of
+    one experiment: the seed's pretrained models, then one folder per method trained from
+    them. The data are the training pipeline's (`Artifacts(experiment).data`): one data
+    version for every seed."""
+
+    experiment: str
+    seed: int
+
+    @property
+    def root(self) -> Path:
+        return COMPARISON / "runs" / self.experiment / f"seed{self.seed}"
+
+    @property
+    def pretrained(self) -> Path:
+        return self.root / "pretrained"
+
+    @property
+    def generator_mle(self) -> Path:
+        return self.pretrained / "generator_mle.pt"
+
+    @property
+    def discriminator_pre(self) -> Path:
+        return self.pretrained / "discriminator_pre.pt"
+
+    @property
+    def pretrain_curve(self) -> Path:
+        return self.pretrained / "pretrain_generator.csv"
+
+    def method(self, name: str) -> Path:
+        """A method's folder: generator.pt, curve.csv/png, training.json, scores.json."""
+        return self.root / name
+
+    def scores(self, method: str) -> Path:
+        return self.method(method) / "scores.json"
+
+    def curve(self, method: str) -> Path:
+        return self.method(method) / "curve.csv"
+
+    def checkpoint(self, name: str) -> Path:
+        return Artifacts(self.experiment).checkpoint(f"sweep-seed{self.seed}-{name}")
+
+
+@dataclass(frozen=True)
+class ComparisonReport:
+    """What the comparison's report stages write (comparison/dvc.yaml's outs)."""
+
+    root: Path = COMPARISON
+
+    @property
+    def summary_csv(self) -> Path:
+        return self.root / "summary.csv"
+
+    @property
+    def summary_md(self) -> Path:
+        return self.root / "summary.md"
+
+    @property
+    def frontier_csv(self) -> Path:
+        return self.root / "frontier.csv"
+
+    @property
+    def results_md(self) -> Path:
+        return self.root / "results.md"
+
+    def calibration(self, experiment: str) -> Path:
+        """The data of ``experiment`` scored as generators are."""
+        return self.root / "calibration" / f"{experiment}.json"
+
+    @property
+    def curves_png(self) -> Path:
+        return self.root / "nll_curves.png"
+
+    def frontier_png(self, experiment: str) -> Path:
+        return self.root / f"frontier_{experiment}.png"
 
 
 @dataclass(frozen=True)
@@ -153,6 +240,10 @@ class ExperimentKind:
         raise NotImplementedError
 
     def higher_is_better(self) -> bool:
+        raise NotImplementedError
+
+    def frontier_axes(self, params: "Params") -> tuple[str, str]:
+        """(diversity, quality) metrics of the temperature sweep's frontier."""
         raise NotImplementedError
 
     def gate_rule(self, params: "Params") -> GateRule:
@@ -187,6 +278,9 @@ class Synthetic(ExperimentKind):
     def higher_is_better(self) -> bool:
         return False
 
+    def frontier_axes(self, params: "Params") -> tuple[str, str]:
+        return "nll_test", "nll_oracle"
+
     def gate_rule(self, params: "Params") -> GateRule:
         p = params.promotion
         return GateRule("nll_oracle", False, p.synthetic_margin, "nll_test", p.synthetic_nll_test_tolerance)
@@ -214,6 +308,10 @@ class Corpus(ExperimentKind):
 
     def higher_is_better(self) -> bool:
         return True
+
+    def frontier_axes(self, params: "Params") -> tuple[str, str]:
+        n = params.promotion.real_bleu_order
+        return f"self_bleu{n}", f"bleu{n}"
 
     def gate_rule(self, params: "Params") -> GateRule:
         p = params.promotion
@@ -246,6 +344,12 @@ def kind_of(experiment: str) -> ExperimentKind:
         return KINDS[experiment]
     except KeyError:
         raise ValueError(f"unknown experiment {experiment!r}; expected one of {EXPERIMENTS}") from None
+
+
+def better_direction(metric: str) -> Literal["higher", "lower"]:
+    """Which way a score improves: NLLs and Self-BLEU (diversity: lower is more diverse)
+    down, BLEU up."""
+    return "lower" if metric.startswith(("nll", "self_bleu")) else "higher"
 
 
 # NLL of uniformly random tokens, ln(vocab), registered with every version: a generator whose

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from prefect.runtime import flow_run
 
 from .config import apply_profile, load_params
 from .contract import EXPERIMENTS, Artifacts, kind_of
+from .executables import executable
 from .stage_graph import load_stage_graph, stages_for
 
 # Exit code 1 with an "error:" line is a stage's own verdict (bad params, failed data
@@ -65,11 +65,6 @@ def retry_transient(task, task_run, state) -> bool:
     return False
 
 
-def dvc_executable() -> str:
-    local = Path(sys.executable).parent / "dvc"
-    return str(local) if local.exists() else (shutil.which("dvc") or "dvc")
-
-
 @dataclass(frozen=True)
 class StageOutcome:
     stage: str
@@ -81,7 +76,7 @@ def run_stage(stage: str, pipeline_run: str) -> StageOutcome:
     logger = get_run_logger()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "SEQGAN_PIPELINE_RUN": pipeline_run}
-    result = subprocess.run([dvc_executable(), "repro", "--single-item", stage], capture_output=True, text=True, env=env)
+    result = subprocess.run([executable("dvc"), "repro", "--single-item", stage], capture_output=True, text=True, env=env)
     output = result.stdout + result.stderr
     if result.returncode != 0:
         raise StageFailed(stage, result.returncode, "\n".join(output.strip().splitlines()[-25:]))
@@ -168,7 +163,7 @@ def refresh_inputs() -> list[str]:
     if not imports:
         logger.info("no DVC imports: the inputs are the files in this clone")
         return []
-    result = subprocess.run([dvc_executable(), "update", *imports], capture_output=True, text=True)
+    result = subprocess.run([executable("dvc"), "update", *imports], capture_output=True, text=True)
     if result.returncode != 0:  # a source that cannot be reached: retried, then the flow fails here
         raise RuntimeError(f"`dvc update {' '.join(imports)}` failed:\n{(result.stdout + result.stderr).strip()[-3000:]}")
     logger.info("updated %s", ", ".join(imports))

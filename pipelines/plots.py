@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .files import atomic_write, require, write_text
@@ -49,6 +50,47 @@ def plot_curves(
     for label, x in vlines.items():
         ax.axvline(x, linestyle=":", color="black", linewidth=1)
         ax.annotate(label, (x, 0.98), xycoords=("data", "axes fraction"), va="top", ha="right", rotation=90, fontsize=8)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+@dataclass(frozen=True)
+class FrontierCurve:
+    """One method's temperature sweep, averaged over seeds: per temperature, the mean and
+    sd of diversity (x) and quality (y)."""
+
+    temperatures: Sequence[float]
+    x: Sequence[float]
+    y: Sequence[float]
+    x_sd: Sequence[float]
+    y_sd: Sequence[float]
+
+
+def plot_frontier(path: Path, curves: Mapping[str, FrontierCurve], *, title: str, xlabel: str, ylabel: str,
+                  star: tuple[float, float, str] | None = None) -> None:
+    """Quality against diversity, one curve per method with its spread over seeds (error
+    bars of one sd), temperature 1 circled, and the calibration point (the data scored
+    the same way) as a star."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
+    for label, c in curves.items():
+        line = ax.errorbar(c.x, c.y, xerr=c.x_sd, yerr=c.y_sd, marker=".", capsize=2, label=label)
+        at_one = [i for i, t in enumerate(c.temperatures) if t == 1.0]
+        ax.scatter([c.x[i] for i in at_one], [c.y[i] for i in at_one], s=90, facecolors="none",
+                   edgecolors=line[0].get_color(), linewidths=1.5)
+        for i in (0, len(c.temperatures) - 1):
+            ax.annotate(f"t={c.temperatures[i]:g}", (c.x[i], c.y[i]), fontsize=7, alpha=0.7)
+    if star is not None:
+        ax.scatter([star[0]], [star[1]], marker="*", s=220, color="black", zorder=5, label=star[2])
+    ax.scatter([], [], s=90, facecolors="none", edgecolors="gray", label="temperature 1")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -51,6 +51,7 @@ class StageContext:
     params: Params
     device: torch.device
     pipeline: str = "training"  # which dvc.yaml: "training" (./dvc.yaml) or "comparison"
+    dvc_stage: str | None = None  # None: `name@experiment`, or `name` for a data stage
     tracker: Any = field(default=None)
 
     @property
@@ -70,15 +71,20 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 @contextmanager
-def stage(name: str, experiment: Experiment, *, pipeline: str = "training") -> Iterator[StageContext]:
-    """Load and validate params, configure torch, open the stage's tracking run."""
+def stage(name: str, experiment: Experiment, *, pipeline: str = "training", seed: int | None = None,
+          dvc_stage: str | None = None) -> Iterator[StageContext]:
+    """Load and validate params, configure torch, open the stage's tracking run. ``seed``
+    replaces params' training seed (a comparison sweep's cell); ``dvc_stage`` is the DVC
+    stage's address when it is not ``name@experiment`` (or ``name`` for a data stage)."""
     from . import tracking
 
     params = load_params()
+    if seed is not None:
+        params = params.model_copy(update={"seed": seed})
     if params.threads:
         torch.set_num_threads(params.threads)
     torch.manual_seed(params.seed)  # dropout draws from the global generator
-    ctx = StageContext(name, experiment, params, resolve_device(params.device), pipeline)
+    ctx = StageContext(name, experiment, params, resolve_device(params.device), pipeline, dvc_stage)
     # SIGTERM (a scheduler's stop, `kill`) ends the stage as Ctrl-C does: its MLflow run is
     # marked KILLED and no half-written output is left (writes are atomic).
     signal.signal(signal.SIGTERM, _interrupt)
@@ -115,3 +121,17 @@ def experiment_arg(stage_name: str) -> Experiment:
     parser = argparse.ArgumentParser(prog=f"pipelines.stages.{stage_name}")
     parser.add_argument("experiment", choices=EXPERIMENTS)
     return parser.parse_args().experiment
+
+
+def sweep_cell_args(stage_name: str, *extra: str) -> "argparse.Namespace":
+    """`<experiment> [<extra>...] <seed>`: the command line of a comparison sweep's stage."""
+    import argparse
+
+    from .config import EXPERIMENTS
+
+    parser = argparse.ArgumentParser(prog=f"pipelines.stages.{stage_name}")
+    parser.add_argument("experiment", choices=EXPERIMENTS)
+    for name in extra:
+        parser.add_argument(name)
+    parser.add_argument("seed", type=int)
+    return parser.parse_args()

@@ -1,54 +1,103 @@
-"""Generator scores shared by the training stages, `evaluate` and the method comparison.
+"""Generator scores shared by the training stages, `evaluate` and the comparison sweep, and the
+calibration row: the data scored exactly the way generators are.
 
-Every setting that changes a score (sample sizes, orders, smoothing) is reported next to
-it by `score_settings`.
+A generator is scored at temperature 1 (`Scorer.final`) and over a temperature sweep
+(`Scorer.sweep`, Caccia et al. 2020): samples drawn from softmax(logits / t) give the
+quality side (NLL-oracle; BLEU-n) and the tempered model the diversity side (NLL-test;
+Self-BLEU-n of the samples), so a method that only sharpens its distribution shows up as
+a move along MLE's own curve. Every setting that changes a score is reported next to it
+(`Scorer.settings`).
 """
 from __future__ import annotations
+
+from functools import cached_property
 
 import torch
 
 from seqgan_core import sequence_nll
 from seqgan_core.bleu import BLEU, SelfBLEU
 from seqgan_core.corpus import strip_eos
-from seqgan_core.lstm import LSTMLanguageModel
 
 from .config import Params
 from .datasets import Dataset
 
 
-def nll_scores(generator: LSTMLanguageModel, dataset: Dataset, n_samples: int, rng: torch.Generator) -> dict[str, float]:
-    """NLL-test always; NLL-oracle (per token, over `n_samples` generated sequences) when
-    the data come from an oracle. Both in nats per token."""
+def nll_scores(generator: torch.nn.Module, dataset: Dataset, n_samples: int, rng: torch.Generator) -> dict[str, float]:
+    """The training curves' scores: NLL-test always; NLL-oracle (per token, over `n_samples`
+    generated sequences) when the data come from an oracle. Both in nats per token."""
     scores = {"nll_test": sequence_nll(generator, dataset.test)}
     if dataset.kind.has_oracle:
         scores["nll_oracle"] = dataset.oracle.nll(generator.sample(n_samples, rng=rng))
     return scores
 
 
-def final_scores(generator: LSTMLanguageModel, dataset: Dataset, samples: torch.Tensor, params: Params) -> dict[str, float]:
-    """The scores `evaluate` reports for a trained generator and its ``samples``:
-    NLL-test; NLL-oracle (synthetic); BLEU-n against the test set and Self-BLEU-n (corpora),
-    in Texygen's convention (seqgan_core.bleu), sentences cut at their first <eos>."""
-    e = params.evaluate
-    scores = {"nll_test": sequence_nll(generator, dataset.test)}
-    if dataset.kind.has_oracle:
-        scores["nll_oracle"] = dataset.oracle.nll(samples)
-    else:
+class Scorer:
+    """Scores of one experiment's generators, with the BLEU references built once."""
+
+    def __init__(self, dataset: Dataset, params: Params) -> None:
+        self.dataset, self.params, self.e = dataset, params, params.evaluate
+
+    @cached_property
+    def references(self) -> torch.Tensor:
+        """BLEU's reference set (`evaluate.bleu_references`): the test split (Texygen's and
+        TextBox's convention) or the training split."""
+        return self.dataset.test if self.e.bleu_references == "test" else self.dataset.train
+
+    @cached_property
+    def bleu(self) -> BLEU:
+        return BLEU(strip_eos(self.references), max_n=max(self.e.bleu_orders))
+
+    def of_samples(self, samples: torch.Tensor) -> dict[str, float]:
+        """What the samples say: NLL-oracle (synthetic); BLEU-n against the references and
+        Self-BLEU-n (corpora, Texygen's convention, sentences cut at their first <eos>)."""
+        if self.dataset.kind.has_oracle:
+            return {"nll_oracle": self.dataset.oracle.nll(samples)}
+        e = self.e
         hypotheses = strip_eos(samples[: e.bleu_hypotheses])
-        bleu = BLEU(strip_eos(dataset.test), max_n=max(e.bleu_orders))
-        self_bleu = SelfBLEU(strip_eos(samples), max_n=max(e.bleu_orders), sample_size=e.self_bleu_size, seed=params.seed)
+        self_bleu = SelfBLEU(strip_eos(samples), max_n=max(e.bleu_orders), sample_size=min(e.self_bleu_size, len(samples)),
+                             seed=self.params.seed)
+        scores = {}
         for n in e.bleu_orders:
-            scores[f"bleu{n}"] = bleu.corpus_mean(hypotheses, n)
+            scores[f"bleu{n}"] = self.bleu.corpus_mean(hypotheses, n)
             scores[f"self_bleu{n}"] = self_bleu.mean(n)
-    return scores
+        return scores
 
+    def final(self, generator: torch.nn.Module, samples: torch.Tensor) -> dict[str, float]:
+        """The scores `evaluate` reports for a generator and its ``samples`` (temperature 1)."""
+        return {"nll_test": sequence_nll(generator, self.dataset.test), **self.of_samples(samples)}
 
-def score_settings(dataset: Dataset, params: Params) -> dict:
-    e = params.evaluate
-    common = {"nll_test_sequences": len(dataset.test), "nll_units": "nats per token"}
-    if dataset.kind.has_oracle:
-        return {**common, "nll_oracle_samples": e.nll_samples}
-    return {**common, "bleu": "Texygen: sentence_bleu vs whole test set, uniform cumulative weights, smoothing method1",
-            "bleu_orders": e.bleu_orders, "bleu_hypotheses": min(e.bleu_hypotheses, e.nll_samples),
-            "bleu_references": len(dataset.test), "self_bleu_sample_size": e.self_bleu_size,
-            "tokenization": dataset.tokenizer, "padding": "stripped at first <eos>"}
+    def sweep(self, generator: torch.nn.Module, rng: torch.Generator) -> list[dict[str, float]]:
+        """One row per `evaluate.temperatures`: ``evaluate.sweep_samples`` samples drawn at t
+        and the tempered model's NLL-test. No retraining: temperature only rescales logits."""
+        rows = []
+        for t in self.e.temperatures:
+            samples = generator.sample(self.e.sweep_samples, rng=rng, temperature=t)
+            rows.append({"temperature": t, "nll_test": sequence_nll(generator, self.dataset.test, temperature=t),
+                         **self.of_samples(samples)})
+        return rows
+
+    def calibration(self) -> dict[str, float | str]:
+        """The data scored as generators are: the oracle's own samples (the test split) for
+        synthetic data; for a corpus, the other split's sentences as hypotheses against the
+        same references (the training split when the references are the test split). What
+        a perfect generator would score, and the point every frontier is read against."""
+        if self.dataset.kind.has_oracle:
+            own = self.dataset.oracle.nll(self.dataset.test)
+            return {"nll_oracle": own, "nll_test": own, "source": "the oracle's own samples (the test split)"}
+        data = self.dataset.train if self.e.bleu_references == "test" else self.dataset.test
+        other = "training" if self.e.bleu_references == "test" else "test"
+        return {**self.of_samples(data), "source": f"{len(data)} {other}-split sentences as hypotheses "
+                                                    f"(the first {min(self.e.bleu_hypotheses, len(data))} for BLEU)"}
+
+    def settings(self) -> dict:
+        e = self.e
+        common = {"nll_test_sequences": len(self.dataset.test), "nll_units": "nats per token",
+                  "temperatures": e.temperatures, "sweep_samples": e.sweep_samples}
+        if self.dataset.kind.has_oracle:
+            return {**common, "nll_oracle_samples": e.nll_samples}
+        return {**common, "bleu": "Texygen: sentence_bleu vs the whole reference set, uniform cumulative weights, "
+                                  "smoothing method1",
+                "bleu_orders": e.bleu_orders, "bleu_hypotheses": min(e.bleu_hypotheses, e.nll_samples),
+                "bleu_references": f"{e.bleu_references} split ({len(self.references)} sentences)",
+                "self_bleu_sample_size": e.self_bleu_size, "tokenization": self.dataset.tokenizer,
+                "padding": "stripped at first <eos>"}

@@ -8,18 +8,12 @@ SIGKILL for what is left after a grace period. The exit code is the server's.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
-from pathlib import Path
+
+from .executables import executable
 
 GRACE_S = 10.0
-
-
-def mlflow_executable() -> str:
-    local = Path(sys.executable).parent / "mlflow"
-    return str(local) if local.exists() else (shutil.which("mlflow") or "mlflow")
 
 
 def stop_group(proc: subprocess.Popen, grace_s: float = GRACE_S) -> None:
@@ -44,7 +38,7 @@ def serve(model_uri: str, *, host: str = "127.0.0.1", port: int = 5001, workers:
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri()}
     proc = subprocess.Popen(
-        [mlflow_executable(), "models", "serve", "-m", model_uri, "--env-manager", "local",
+        [executable("mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
          "--host", host, "--port", str(port), "--workers", str(workers)],
         env=env, start_new_session=True,
     )

@@ -191,7 +191,7 @@ def stage_run(ctx: "StageContext") -> Iterator[StageTracker]:
     experiment_id = _experiment_id(mlflow_client, ctx.kind.mlflow_experiment(ctx.params))
     params = flatten(ctx.params.model_dump())
     parent_id = _parent_run(mlflow_client, experiment_id, pipeline_key(ctx.pipeline), params, ctx.pipeline)
-    dvc_stage = f"{ctx.name}@{ctx.experiment}" if ctx.name not in ("oracle", "preprocess") else ctx.name
+    dvc_stage = ctx.dvc_stage or (ctx.name if ctx.name == ctx.kind.data_stage else f"{ctx.name}@{ctx.experiment}")
     close_abandoned_runs(mlflow_client, experiment_id, dvc_stage)
     run = mlflow_client.create_run(
         experiment_id,
@@ -201,6 +201,7 @@ def stage_run(ctx: "StageContext") -> Iterator[StageTracker]:
             "seqgan.stage": ctx.name,
             "seqgan.dvc_stage": dvc_stage,
             "seqgan.experiment": ctx.experiment,
+            "seqgan.seed": str(ctx.params.seed),
             "mlflow.source.git.commit": git_revision(),
             "seqgan.device": str(ctx.device),
             HOST_TAG: socket.gethostname(),

@@ -12,7 +12,7 @@ from pipelines.stage_graph import PIPELINE_FILES
 
 # Adversarial fields the comparison's stages may leave out of their params, and why.
 NOT_COMPARISON_INPUTS = {
-    "method": "each compare stage trains the method of its matrix cell, whatever adversarial.method says",
+    "method": "each train stage trains the method of its matrix cell, whatever adversarial.method says",
     "checkpoint_every": "resuming is bit-identical, so results do not depend on how often state is saved",
 }
 
@@ -39,10 +39,10 @@ def test_the_closure_follows_imports_inside_functions_and_package_inits() -> Non
 
 
 def test_the_comparison_reads_every_adversarial_setting() -> None:
-    (_, compare), = [(n, b) for n, b in stages("comparison") if n == "compare"]
-    params = set(compare["params"])
+    (_, cell), = [(n, b) for n, b in stages("comparison") if n == "train"]
+    params = set(cell["params"])
     uncovered = [f for f in AdversarialParams.model_fields
                  if f"adversarial.{f}" not in params and "adversarial" not in params and f not in NOT_COMPARISON_INPUTS]
-    assert not uncovered, f"comparison/dvc.yaml's compare stage does not list adversarial.{uncovered}: a change would not re-run it"
+    assert not uncovered, f"comparison/dvc.yaml's train stage does not list adversarial.{uncovered}: a change would not re-run it"
     assert not {f"adversarial.{f}" for f in NOT_COMPARISON_INPUTS} & params
     assert "methods.${item.method}" in params and "methods" not in params  # its own method's settings only

@@ -100,20 +100,44 @@ def test_method_settings_rules() -> None:
     assert "comparison.methods lists a value twice" in str(pytest.raises(ParamsError, parse_params, raw).value)
 
 
-def test_the_papers_tables_are_compared_by_default() -> None:
-    """SeqGAN's and MaliGAN's tables, the first seven methods of the table; the later ones
-    (the control, RankGAN, the relaxations) are added to `comparison.methods` by choice."""
+def test_the_sweep_defaults_and_the_switch_to_every_method(tmp_path: Path) -> None:
+    """The default sweep is the issue's (3 seeds x mle, seqgan, maligan_full); `seqgan sweep
+    --methods all --seeds 5` widens params.yaml's comparison section and nothing else."""
     from pipelines.config import METHODS
+    from pipelines.sweep import parse_methods, parse_seeds, widen
 
-    assert load_params(ROOT / "params.yaml").comparison.methods == list(METHODS)[:7]
+    c = load_params(ROOT / "params.yaml").comparison
+    assert (c.methods, c.seeds) == (["mle", "seqgan", "maligan_full"], [0, 1, 2])
+    assert len(load_params(ROOT / "params.yaml").evaluate.temperatures) >= 9
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    widen(parse_methods("all"), parse_seeds("5"), path)
+    c = load_params(path).comparison
+    assert (c.methods, c.seeds) == (list(METHODS), [0, 1, 2, 3, 4])
+    before, after = (ROOT / "params.yaml").read_text().splitlines(), path.read_text().splitlines()
+    assert [i for i, (a, b) in enumerate(zip(before, after)) if a != b] == [
+        before.index("  methods: [mle, seqgan, maligan_full]"), before.index("  seeds: [0, 1, 2]")]
+    with pytest.raises(ParamsError, match="comparison.methods"):
+        widen(["gan"], None, path)
+
+
+@pytest.mark.parametrize("temperatures, cause", [([0.5, 1.5], "must include 1.0"), ([1.0, 0.5], "increasing"),
+                                                 ([0.0, 1.0], "greater than 0")])
+def test_temperatures_are_checked(temperatures: list[float], cause: str) -> None:
+    raw = small()
+    raw["evaluate"]["temperatures"] = temperatures
+    assert cause in str(pytest.raises(ParamsError, parse_params, raw).value)
 
 
 def test_the_method_must_train_the_generator_kind() -> None:
     raw = small()
     raw["generator"]["kind"] = "rmc"
     message = str(pytest.raises(ParamsError, parse_params, raw).value)
-    assert "adversarial.method seqgan trains lstm generators but generator.kind is rmc" in message
+    assert "adversarial.method: seqgan trains lstm generators but generator.kind is rmc" in message
     raw["adversarial"]["method"] = "relgan"
+    message = str(pytest.raises(ParamsError, parse_params, raw).value)
+    assert "comparison.methods: mle trains lstm or rmc" not in message and "comparison.methods: seqgan" in message
+    raw["comparison"]["methods"] = ["mle", "relgan"]
     assert parse_params(raw).generator.kind == "rmc"
 
 

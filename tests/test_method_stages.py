@@ -108,7 +108,8 @@ def train(out: Path, method: str, params, *, discriminator: bool = True) -> torc
         outputs = adversarial.Outputs(out / "generator.pt", out / "discriminator.pt" if discriminator else None,
                                       out / "curve.csv", out / "curve.png", out / "metrics.json",
                                       Path(".checkpoints/test/adversarial.pt"))
-        return adversarial.train(ctx, dataset, method, outputs)
+        pretrained = adversarial.Pretrained(ctx.artifacts.generator_mle, ctx.artifacts.discriminator_pre)
+        return adversarial.train(ctx, dataset, method, pretrained, outputs)
 
 
 def with_settings(params, method: str, **settings):

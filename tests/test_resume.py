@@ -38,7 +38,8 @@ def train(out: Path, method: str = "seqgan"):
         dataset = load_dataset(ctx.artifacts, ctx.device)
         outputs = adversarial.Outputs(out / "generator.pt", None, out / "curve.csv", out / "curve.png",
                                       out / "metrics.json", Path(".checkpoints/test/adversarial.pt"))
-        return adversarial.train(ctx, dataset, method, outputs)
+        pretrained = adversarial.Pretrained(ctx.artifacts.generator_mle, ctx.artifacts.discriminator_pre)
+        return adversarial.train(ctx, dataset, method, pretrained, outputs)
 
 
 def crash_at(monkeypatch: pytest.MonkeyPatch, batch_to_crash: int, method: str = "seqgan") -> None:

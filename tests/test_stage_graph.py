@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from conftest import REPO_ROOT
 
-from pipelines.config import METHODS
 from pipelines.stage_graph import load_stage_graph, stages_for
 
 TRAINING = ["pretrain_generator", "pretrain_discriminator", "adversarial", "evaluate"]
@@ -24,14 +23,21 @@ def test_training_graph_is_dvc_yaml_alone() -> None:
     assert {n.name: n.upstream for n in nodes}["adversarial@real"] == ("preprocess", "pretrain_discriminator@real", "pretrain_generator@real")
 
 
-def test_comparison_graph_brings_the_pretraining_it_reads() -> None:
+def test_comparison_graph_is_the_sweep_over_its_own_seeds() -> None:
+    """Each seed pretrains its own chain; the sweep reads only the data stages of dvc.yaml."""
+    from pipelines.config import load_params
+
+    c = load_params(REPO_ROOT / "params.yaml").comparison
     nodes = load_stage_graph(REPO_ROOT, pipeline="comparison")
-    names = {n.name for n in nodes}
-    compare = {f"comparison/dvc.yaml:compare@{e}-{m}" for e in ("synthetic", "real") for m in METHODS}
-    pretraining = {"oracle", "preprocess"} | {f"{s}@{e}" for s in TRAINING[:2] for e in ("synthetic", "real")}
-    assert names == compare | pretraining | {"comparison/dvc.yaml:report"}
+    cells = [(e, s) for e in c.experiments for s in c.seeds]
+    sweep = ({f"comparison/dvc.yaml:pretrain@{e}-{s}" for e, s in cells}
+             | {f"comparison/dvc.yaml:train@{e}-{m}-{s}" for e, s in cells for m in c.methods}
+             | {f"comparison/dvc.yaml:{stage}@{e}" for stage in ("calibrate", "frontier") for e in c.experiments}
+             | {"comparison/dvc.yaml:report"})
+    assert {n.name for n in nodes} == sweep | {"oracle", "preprocess"}
     assert_topological(nodes)
-    assert nodes[-1].name == "comparison/dvc.yaml:report"
+    upstream = {n.name: n.upstream for n in nodes}
+    assert upstream["comparison/dvc.yaml:train@real-seqgan-1"] == ("comparison/dvc.yaml:pretrain@real-1", "preprocess")
     assert all(n.experiment is None for n in nodes if n.pipeline == "comparison")
 
 

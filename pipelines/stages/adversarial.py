@@ -36,6 +36,14 @@ from ..runtime import StageContext, experiment_arg, run_main, seeded_rng, stage
 from ..scoring import nll_scores
 
 @dataclass(frozen=True)
+class Pretrained:
+    """The models a method starts from."""
+
+    generator: Path
+    discriminator: Path
+
+
+@dataclass(frozen=True)
 class Outputs:
     generator: Path
     discriminator: Path | None  # None: not written (the comparison keeps only generators)
@@ -64,8 +72,8 @@ def build_method(name: str, ctx: StageContext, dataset: Dataset, generator: torc
                eos_id=EOS_ID if dataset.vocab is not None else None)
 
 
-def train(ctx: StageContext, dataset: Dataset, method: str, outputs: Outputs) -> torch.nn.Module:
-    """Run `method` from the pretrained models for `adversarial.batches` batches and write
+def train(ctx: StageContext, dataset: Dataset, method: str, pretrained: Pretrained, outputs: Outputs) -> torch.nn.Module:
+    """Run `method` from the `pretrained` models for `adversarial.batches` batches and write
     `outputs`; returns the trained generator."""
     a = ctx.params.adversarial
     ctx.tracker.set_tags({"seqgan.method": method})
@@ -77,24 +85,24 @@ def train(ctx: StageContext, dataset: Dataset, method: str, outputs: Outputs) ->
         torch.manual_seed(ctx.params.seed)
         generator = build_generator(ctx.params, dataset).to(ctx.device)
     else:
-        generator = load_generator(ctx.artifacts.generator_mle, ctx.device)
+        generator = load_generator(pretrained.generator, ctx.device)
     kinds = METHODS[method].generator_kinds
     if generator.kind not in kinds:
-        raise StageError(f"{method} trains {' or '.join(kinds)} generators but {ctx.artifacts.generator_mle} is "
+        raise StageError(f"{method} trains {' or '.join(kinds)} generators but {pretrained.generator} is "
                          f"an {generator.kind}: set generator.kind: {kinds[0]} and re-run `dvc repro`")
-    pretrained = load_saved(ctx.artifacts.discriminator_pre)
+    saved_d = load_saved(pretrained.discriminator)
     discriminator = build_discriminator(ctx.params, dataset)
-    discriminator.load_state_dict(pretrained["state_dict"])
+    discriminator.load_state_dict(saved_d["state_dict"])
     discriminator.to(ctx.device)
     trainer = build_method(method, ctx, dataset, generator, discriminator, rng)
     # The authors train D with one Adam, pretraining and adversarial rounds alike; a method
     # that trains a discriminator of its own starts that one's Adam afresh.
     if a.d_optimizer == "continue" and trainer.discriminator is discriminator:
-        if "optimizer" not in pretrained:
-            raise StageError(f"{ctx.artifacts.discriminator_pre} holds no optimiser state (it predates "
-                             "adversarial.d_optimizer); re-run `dvc repro -f pretrain_discriminator@"
-                             f"{ctx.experiment}`, or set adversarial.d_optimizer: fresh")
-        trainer.d_optimizer.load_state_dict(pretrained["optimizer"])
+        if "optimizer" not in saved_d:
+            raise StageError(f"{pretrained.discriminator} holds no optimiser state (it predates "
+                             "adversarial.d_optimizer); re-run the stage that wrote it with `dvc repro -f`, "
+                             "or set adversarial.d_optimizer: fresh")
+        trainer.d_optimizer.load_state_dict(saved_d["optimizer"])
     batches = 0 if untrained else a.batches
 
     history: list[dict] = [{"batch": 0, **nll_scores(generator, dataset, a.eval_samples, eval_rng)}]
@@ -102,7 +110,7 @@ def train(ctx: StageContext, dataset: Dataset, method: str, outputs: Outputs) ->
         outputs.checkpoint,
         fingerprint(ctx.params.seed, method, a.model_dump(), getattr(ctx.params.methods, method).model_dump(),
                     ctx.params.discriminator.model_dump(), dataset.fingerprint,
-                    files=[ctx.artifacts.generator_mle, ctx.artifacts.discriminator_pre]),
+                    files=[pretrained.generator, pretrained.discriminator]),
     )
     objects = {"generator": generator, "discriminator": trainer.discriminator, **trainer.stateful()}
     rngs = {"rng": rng, "eval_rng": eval_rng}
@@ -155,7 +163,9 @@ def main() -> None:
     experiment = experiment_arg("adversarial")
     with stage("adversarial", experiment) as ctx:
         dataset = load_dataset(ctx.artifacts, ctx.device)
-        train(ctx, dataset, ctx.params.adversarial.method, Outputs.of_stage(ctx.artifacts))
+        a = ctx.artifacts
+        train(ctx, dataset, ctx.params.adversarial.method, Pretrained(a.generator_mle, a.discriminator_pre),
+              Outputs.of_stage(a))
 
 
 if __name__ == "__main__":

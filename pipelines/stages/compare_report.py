@@ -1,23 +1,31 @@
-"""Stage `report` (comparison/dvc.yaml): one table and one plot of every method.
+"""Stage `report` (comparison/dvc.yaml): the sweep's evidence, over seeds and temperatures.
 
-Reads comparison/runs/<experiment>/<method>/{scores.json,curve.csv} for the experiments and
-methods in params `comparison` and writes
-- comparison/results.csv and comparison/results.md: a row per method, the scores of
-  `evaluate` per experiment, with the published numbers beside them for reference;
-- comparison/nll_curves.png: NLL-oracle against adversarial batch for every method
-  (NLL-test of the corpus when the synthetic experiment is not compared);
+Reads every cell's comparison/runs/<experiment>/seed<seed>/<method>/scores.json and writes
+- summary.csv / summary.md: per (experiment, method, metric) at temperature 1, the mean
+  over seeds with its Student-t 95% interval, and the paired difference from MLE (same
+  seed, same data) with its interval and verdict;
+- frontier.csv: every cell's temperature sweep (one row per experiment, method, seed, t);
+- results.md: the answer in words (which methods beat MLE at matched diversity, over how
+  many seeds, on which profile), the tables, the calibration row (the data scored the same
+  way, stage `calibrate`) beside the papers' published numbers;
+- nll_curves.png: each method's training curve, the mean over seeds;
 and logs all of it to MLflow, experiment `seqgan-comparison`.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-from ..config import Params, load_params
-from ..plots import plot_curves, read_csv, write_csv
-from ..contract import kind_of
+import numpy as np
+
+from seqgan_core.frontier import matched_gap
+from seqgan_core.statistics import paired_difference, summarize
+
+from ..config import PROFILES_DIR, Params, load_params
+from ..contract import ComparisonReport, SweepCell, better_direction, kind_of
 from ..files import read_json, write_text
+from ..plots import plot_curves, read_csv, write_csv
 from ..runtime import run_main
-from .compare import COMPARISON_DIR, method_dir
 
 # ../shared/REFERENCE.md. Other oracles, corpora splits and budgets: a guide, not a target.
 PUBLISHED = {
@@ -29,10 +37,13 @@ PUBLISHED = {
     "maligan_basic": {"bleu2": 0.740},
     "maligan_full": {"bleu2": 0.762},
 }
-PUBLISHED_SOURCES = {"nll_oracle": "SeqGAN paper, Table 1 (its oracle, length 20)",
-                     "bleu2": "MaliGAN paper, 5-character Chinese poems"}
-LOWER_IS_BETTER = ("nll_oracle", "nll_test", "self_bleu")
+PUBLISHED_SOURCES = {
+    "nll_oracle": "SeqGAN paper, Table 1 (its oracle, length 20; the oracle's own samples score 5.75 there)",
+    "bleu2": "MaliGAN paper, 5-character Chinese poems (SeqGAN paper: MLE 0.665, SeqGAN 0.739); neither paper says "
+             "which sentences were the references",
+}
 LABELS = {"nll_oracle": "NLL-oracle", "nll_test": "NLL-test"}
+INTERVAL = "Student t, 95%; differences paired by seed (same data, same initial streams)"
 
 
 def label(metric: str) -> str:
@@ -42,81 +53,185 @@ def label(metric: str) -> str:
     return {"bleu": "BLEU", "self_bleu": "Self-BLEU"}[name] + f"-{n}"
 
 
-def collect(params: Params) -> dict[str, dict[str, dict]]:
-    """{experiment: {method: scores.json}} for everything the comparison trains."""
+Results = dict[str, dict[str, dict[int, dict]]]  # experiment -> method -> seed -> scores.json
+
+
+def collect(params: Params) -> Results:
     c = params.comparison
-    return {exp: {m: read_json(method_dir(exp, m) / "scores.json") for m in c.methods} for exp in c.experiments}
+    return {e: {m: {s: read_json(SweepCell(e, s).scores(m)) for s in c.seeds} for m in c.methods} for e in c.experiments}
 
 
-def table_rows(results: dict[str, dict[str, dict]], methods: list[str]) -> tuple[list[str], list[dict]]:
-    columns = [f"{exp}.{metric}" for exp, by_method in results.items() for metric in next(iter(by_method.values()))["scores"]]
+def frontier_rows(results: Results) -> list[dict]:
+    """experiment, method, seed, temperature, then the metrics (NLLs, BLEU-n, Self-BLEU-n)."""
+    return [{"experiment": e, "method": m, "seed": s, "temperature": row["temperature"],
+             **{k: v for k, v in sorted(row.items()) if k != "temperature"}}
+            for e, by_method in results.items() for m, by_seed in by_method.items()
+            for s, cell in by_seed.items() for row in cell["frontier"]]
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def summary_rows(results: Results) -> list[dict]:
+    """Per (experiment, method, metric) at temperature 1: the spread over seeds and the
+    paired difference from MLE."""
     rows = []
-    for method in methods:
-        row = {"method": method}
-        for exp, by_method in results.items():
-            row.update({f"{exp}.{k}": v for k, v in by_method[method]["scores"].items()})
-        row.update({f"published.{k}": v for k, v in PUBLISHED.get(method, {}).items()})
-        rows.append(row)
-    return columns, rows
+    for e, by_method in results.items():
+        mle = by_method["mle"]
+        for m, by_seed in by_method.items():
+            for metric in next(iter(by_seed.values()))["scores"]:
+                values = {s: cell["scores"][metric] for s, cell in by_seed.items()}
+                spread = summarize(list(values.values()))
+                row = {"experiment": e, "method": m, "metric": metric, "n_seeds": spread.n, "mean": spread.mean,
+                       "sd": spread.sd, "ci_low": spread.ci_low, "ci_high": spread.ci_high}
+                if m == "mle":
+                    row.update(diff_vs_mle=math.nan, diff_ci_low=math.nan, diff_ci_high=math.nan, verdict="baseline")
+                else:
+                    diff = paired_difference(values, {s: c["scores"][metric] for s, c in mle.items()},
+                                             better=better_direction(metric))
+                    row.update(diff_vs_mle=diff.mean_diff, diff_ci_low=diff.ci_low, diff_ci_high=diff.ci_high,
+                               verdict=diff.verdict)
+                rows.append(row)
+    return rows
 
 
-def markdown(params: Params, results: dict, columns: list[str], rows: list[dict]) -> str:
-    published = sorted({k for row in rows for k in row if k.startswith("published.")})
-    header = ["method", *(f"{c.split('.')[0]} {label(c.split('.')[1])} {'↓' if c.split('.')[1].startswith(LOWER_IS_BETTER) else '↑'}"
-                          for c in columns), *(f"published {label(k.split('.')[1])}" for k in published)]
-    best = {c: (min if c.split(".")[1].startswith(LOWER_IS_BETTER) else max)(r[c] for r in rows) for c in columns}
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [row["method"]]
-        cells += [f"**{row[c]:.4f}**" if row[c] == best[c] and len(rows) > 1 else f"{row[c]:.4f}" for c in columns]
-        cells += [f"{row[k]:.3f}" if k in row else "" for k in published]
-        lines.append("| " + " | ".join(cells) + " |")
-    a = params.adversarial
-    notes = [
-        f"Budget per method: {a.batches} batches x {a.g_steps} generator update(s) of {a.batch_size} sequences, "
-        "from the same MLE-pretrained generator and discriminator (`random`: untrained).",
-        "Best value per column in bold. Scores as in `evaluate`: "
-        + "; ".join(f"{exp}: " + ", ".join(f"{k} {v}" for k, v in next(iter(by_method.values()))["settings"].items())
-                    for exp, by_method in results.items()) + ".",
-        *(f"Published {label(k.split('.')[1])}: {PUBLISHED_SOURCES[k.split('.')[1]]}." for k in published),
-    ]
-    return "# Method comparison\n\n" + "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+def matched_rows(results: Results, params: Params) -> list[dict]:
+    """Per (experiment, method other than MLE): each seed's quality gap to the same seed's
+    MLE frontier at the method's temperature-1 diversity (Caccia et al.), and its spread."""
+    rows = []
+    for e, by_method in results.items():
+        diversity, quality = kind_of(e).frontier_axes(params)
+        directions = {"diversity_better": better_direction(diversity), "quality_better": better_direction(quality)}
+        for m, by_seed in by_method.items():
+            if m == "mle":
+                continue
+            gaps = {}
+            for s, cell in by_seed.items():
+                point = next(r for r in cell["frontier"] if r["temperature"] == 1.0)
+                mle = by_method["mle"][s]["frontier"]
+                gaps[s] = matched_gap(point[diversity], point[quality], [r[diversity] for r in mle],
+                                      [r[quality] for r in mle], **directions)
+            finite = [g for g in gaps.values() if math.isfinite(g)]
+            spread = summarize(finite) if finite else None
+            verdict = "not comparable"
+            if spread is not None and spread.n >= 2:
+                verdict = ("better" if spread.ci_low > 0 else "worse" if spread.ci_high < 0 else "no difference")
+            rows.append({"experiment": e, "method": m, "quality": quality, "diversity": diversity,
+                         "n_seeds": len(gaps), "n_matched": len(finite),
+                         "gap_mean": spread.mean if spread else math.nan,
+                         "gap_ci_low": spread.ci_low if spread else math.nan,
+                         "gap_ci_high": spread.ci_high if spread else math.nan, "verdict": verdict})
+    return rows
 
 
-def plot(params: Params, png: Path) -> None:
+def profile_name() -> str:
+    """Which profile params.yaml is (a file of profiles/ with the same text), or "custom"."""
+    text = Path("params.yaml").read_text(encoding="utf-8")
+    return next((p.stem for p in sorted(PROFILES_DIR.glob("*.yaml")) if p.read_text(encoding="utf-8") == text), "custom")
+
+
+def answer(matched: list[dict], params: Params) -> str:
+    """The opening paragraph: which methods beat MLE at matched diversity."""
     c = params.comparison
-    # The synthetic curves when the oracle is compared (NLL-oracle), else the first corpus's NLL-test.
-    kind = next((kind_of(e) for e in c.experiments if kind_of(e).has_oracle), kind_of(c.experiments[0]))
-    experiment, key = kind.name, kind.curve_metric
-    series, hlines = {}, {}
-    for method in c.methods:
-        points = [r for r in read_csv(method_dir(experiment, method) / "curve.csv") if key in r]
-        if len(points) == 1:  # `random`: no training, one point
-            hlines[method] = points[0][key]
-        else:
-            series[method] = ([r["batch"] for r in points], [r[key] for r in points])
-    if kind.has_oracle:
-        reference = read_json(kind.artifacts().dataset_spec).get("reference_nll", {})
-        if "nll_oracle_data" in reference:
-            hlines["oracle samples"] = reference["nll_oracle_data"]
-    plot_curves(png, series, title=f"{LABELS[key]} of every method ({experiment})", xlabel="adversarial batch",
-                ylabel=f"{LABELS[key]} (nats/token)", hlines=hlines)
+    lines = [f"**The answer** ({profile_name()} profile; {len(c.seeds)} training seeds {c.seeds}, one data version; "
+             f"{params.adversarial.batches} adversarial batches per method). Each method's temperature-1 point is "
+             "compared with MLE sampled at the temperature that gives the same diversity, seed by seed "
+             "(Caccia et al. 2020): a gain that only comes from sampling colder is no gain."]
+    for e in c.experiments:
+        rows = [r for r in matched if r["experiment"] == e]
+        if not rows:
+            continue
+        winners = [r["method"] for r in rows if r["verdict"] == "better"]
+        head = (f"beat MLE at matched diversity: {', '.join(winners)}" if winners
+                else "no method beats MLE at matched diversity")
+        details = "; ".join(
+            f"{r['method']} {r['verdict']} ({label(r['quality'])} gap {_fmt(r['gap_mean'])}, 95% CI "
+            f"[{_fmt(r['gap_ci_low'])}, {_fmt(r['gap_ci_high'])}], {r['n_matched']}/{r['n_seeds']} seeds matched)"
+            for r in rows)
+        lines.append(f"- **{e}** ({label(rows[0]['quality'])} against {label(rows[0]['diversity'])}): {head}. {details}.")
+    lines.append("A positive gap is better than MLE; \"not comparable\" means the method's diversity lies outside "
+                 "the range MLE covers over the temperatures swept, in fewer than two seeds.")
+    return "\n".join(lines)
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                      *("| " + " | ".join(r) + " |" for r in rows)])
+
+
+def summary_markdown(rows: list[dict]) -> str:
+    table = markdown_table(
+        ["experiment", "method", "metric", "n", "mean", "sd", "95% CI", "diff vs MLE", "diff 95% CI", "verdict"],
+        [[r["experiment"], r["method"], label(r["metric"]), str(r["n_seeds"]), _fmt(r["mean"]), _fmt(r["sd"]),
+          f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]", _fmt(r["diff_vs_mle"]),
+          "" if r["verdict"] == "baseline" else f"[{_fmt(r['diff_ci_low'])}, {_fmt(r['diff_ci_high'])}]", r["verdict"]]
+         for r in rows])
+    return (f"# Comparison summary (temperature 1)\n\nIntervals: {INTERVAL}. Verdicts against MLE at 95%: lower is "
+            "better for NLL and Self-BLEU (more diverse), higher for BLEU.\n\n" + table + "\n")
+
+
+def results_markdown(params: Params, summary: list[dict], matched: list[dict], calib: dict[str, dict],
+                     settings: dict[str, dict]) -> str:
+    parts = ["# Method comparison", "", answer(matched, params), ""]
+    for e in params.comparison.experiments:
+        metrics = list(dict.fromkeys(r["metric"] for r in summary if r["experiment"] == e))
+        rows = [[m, *(f"{_fmt(r['mean'])} ± {_fmt(r['sd'], 3)}" for r in summary
+                      if r["experiment"] == e and r["method"] == m)]
+                for m in params.comparison.methods]
+        rows.append(["*data (calibration)*", *(_fmt(calib[e][k]) if k in calib[e] else "" for k in metrics)])
+        compared = [m for m in params.comparison.methods if m in PUBLISHED]
+        published = sorted({k for m in compared for k in PUBLISHED[m] if k in metrics})
+        for k in published:  # one row per published metric, the papers' figure of each compared method
+            cell = "; ".join(f"{m} {PUBLISHED[m][k]:.3f}" for m in compared if k in PUBLISHED[m])
+            rows.append([f"*published {label(k)}*", *(cell if x == k else "" for x in metrics)])
+        parts += [f"## {e}: mean ± sd over seeds, temperature 1", "",
+                  markdown_table(["method", *(label(k) for k in metrics)], rows), "",
+                  f"Calibration: {calib[e]['source']}, scored exactly as the generators are. "
+                  + "".join(f"Published {label(k)}: {PUBLISHED_SOURCES[k]}. " for k in published)
+                  + "Published figures come from other oracles, splits and budgets: read them against the "
+                    "calibration row, not against ours.", ""]
+    parts += ["## At matched diversity", "", markdown_table(
+        ["experiment", "method", "quality gap vs MLE", "95% CI", "seeds matched", "verdict"],
+        [[r["experiment"], r["method"], _fmt(r["gap_mean"]), f"[{_fmt(r['gap_ci_low'])}, {_fmt(r['gap_ci_high'])}]",
+          f"{r['n_matched']}/{r['n_seeds']}", r["verdict"]] for r in matched]), "",
+        f"Per-metric spreads and paired differences: `summary.md` ({INTERVAL}). Every (method, seed, temperature) "
+        "point: `frontier.csv`; the curves: `frontier_<experiment>.png`.", "",
+        "Settings: " + "; ".join(f"{e}: " + ", ".join(f"{k} {v}" for k, v in s.items()) for e, s in settings.items()),
+        ""]
+    return "\n".join(parts)
+
+
+def plot_training_curves(params: Params, results: Results, png: Path) -> None:
+    """Each method's training curve of the headline NLL, the mean over seeds."""
+    kind = next((kind_of(e) for e in results if kind_of(e).has_oracle), kind_of(next(iter(results))))
+    key, series = kind.curve_metric, {}
+    for m in params.comparison.methods:
+        curves = [[r for r in read_csv(SweepCell(kind.name, s).curve(m)) if key in r] for s in params.comparison.seeds]
+        series[m] = ([r["batch"] for r in curves[0]], list(np.mean([[r[key] for r in c] for c in curves], axis=0)))
+    plot_curves(png, series, title=f"{LABELS[key]} of every method ({kind.name}, mean over seeds)",
+                xlabel="adversarial batch", ylabel=f"{LABELS[key]} (nats/token)")
 
 
 def main() -> None:
     from .. import tracking
 
     params = load_params()
+    report = ComparisonReport()
     results = collect(params)
-    columns, rows = table_rows(results, params.comparison.methods)
-    md, table, png = COMPARISON_DIR / "results.md", COMPARISON_DIR / "results.csv", COMPARISON_DIR / "nll_curves.png"
-    write_text(md, markdown(params, results, columns, rows))
-    write_csv(table, rows)
-    plot(params, png)
+    summary, matched = summary_rows(results), matched_rows(results, params)
+    calib = {e: read_json(report.calibration(e)) for e in params.comparison.experiments}
+    settings = {e: next(iter(next(iter(by_method.values())).values()))["settings"] for e, by_method in results.items()}
+    write_csv(report.summary_csv, summary)
+    write_text(report.summary_md, summary_markdown(summary))
+    write_csv(report.frontier_csv, frontier_rows(results))
+    write_text(report.results_md, results_markdown(params, summary, matched, calib, settings))
+    plot_training_curves(params, results, report.curves_png)
     with tracking.summary_run("seqgan-comparison", f"comparison-{tracking.pipeline_key('comparison')}",
                               params.model_dump(), {"seqgan.dvc_stage": "comparison/dvc.yaml:report"}) as tracker:
-        tracker.log_metrics({f"{row['method']}.{c}": row[c] for row in rows for c in columns})
-        for path in (md, table, png):
+        tracker.log_metrics({f"{r['experiment']}.{r['method']}.{r['metric']}": r["mean"] for r in summary})
+        for path in (report.summary_csv, report.summary_md, report.frontier_csv, report.results_md,
+                     report.curves_png):
             tracker.log_artifact(path, "comparison")
 
 

@@ -12,9 +12,9 @@ from ..contract import UNIFORM_NLL_METRIC, uniform_nll
 from ..datasets import Dataset, load_dataset
 from ..files import write_json, write_text
 from ..models import load_generator
-from ..plots import plot_curves, read_csv
+from ..plots import plot_curves, read_csv, write_csv
 from ..runtime import experiment_arg, run_main, stage
-from ..scoring import final_scores, score_settings
+from ..scoring import Scorer
 from ..validation import validate_token_sequences
 
 
@@ -41,17 +41,22 @@ def main() -> None:
     with stage("evaluate", experiment) as ctx:
         e = ctx.params.evaluate
         dataset = load_dataset(ctx.artifacts, ctx.device)
-        results, texts = {}, []
+        scorer = Scorer(dataset, ctx.params)
+        results, frontier, texts = {}, [], []
         generators = {"mle": ctx.artifacts.generator_mle, "adversarial": ctx.artifacts.generator_adv}
         for label, path in generators.items():
             generator = load_generator(path, ctx.device)
             samples = generator.sample(e.nll_samples, rng=ctx.rng(label))
             validate_token_sequences(samples.cpu().numpy(), suite=f"generated_{label}", vocab_size=dataset.vocab_size,
                                      seq_len=dataset.seq_len, expected_rows=e.nll_samples)
-            results[label] = final_scores(generator, dataset, samples, ctx.params)
+            results[label] = scorer.final(generator, samples)
+            frontier += [{"generator": label, **row} for row in scorer.sweep(generator, ctx.rng("sweep", label))]
             texts.append(f"## {label}\n\n" + "\n".join(f"- {t}" for t in dataset.decode(samples[: e.text_samples])))
-        metrics = {**results, "reference": dataset.reference_nll, "settings": score_settings(dataset, ctx.params)}
-        write_json(ctx.artifacts.metrics("evaluate"), metrics)
+        # The data scored as the generators are (calibration), and the uniform-token ceiling.
+        reference = {**dataset.reference_nll, UNIFORM_NLL_METRIC: uniform_nll(dataset.vocab_size),
+                     "data": scorer.calibration()}
+        write_json(ctx.artifacts.metrics("evaluate"), {**results, "reference": reference, "settings": scorer.settings()})
+        write_csv(ctx.artifacts.frontier, frontier)
         samples_md = ctx.artifacts.samples_report
         write_text(samples_md, f"# Samples ({experiment})\n\n" + "\n\n".join(texts) + "\n")
         plot_nll_curve(ctx, dataset)
