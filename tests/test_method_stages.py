@@ -187,7 +187,7 @@ def test_a_killed_run_of_a_method_with_its_own_discriminator_resumes_exactly(
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     assert (repo / "whole/curve.csv").read_text() == (repo / "resumed/curve.csv").read_text()
-    whole_d, resumed_d = (torch.load(repo / f"{run}/discriminator.pt", weights_only=True) for run in ("whole", "resumed"))
+    whole_d, resumed_d = (torch.load(repo / run / "discriminator.pt", weights_only=True) for run in ("whole", "resumed"))
     for key, value in whole_d["state_dict"].items():
         assert torch.equal(value, resumed_d["state_dict"][key]), key
 

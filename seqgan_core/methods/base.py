@@ -33,7 +33,7 @@ class Common(Settings):
     authors' values as defaults: the same budget (batch size, optimiser) for every method
     and SeqGAN's discriminator rounds for the methods that train one."""
 
-    batches: int = bounded(200, ge=1, description="adversarial batches in the run (schedules that span the run read it)")
+    batches: int = bounded(200, ge=1, description="adversarial batches in the run (what run-long schedules span)")
     batch_size: int = bounded(64, ge=1)
     lr: float = bounded(0.01, gt=0, description="generator Adam learning rate")
     grad_clip: float = bounded(5.0, ge=0, description="global-norm clip; 0 = none")

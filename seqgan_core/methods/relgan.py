@@ -74,8 +74,8 @@ class RelGAN(GumbelGAN):
 
     def build_discriminator(self, pretrained: torch.nn.Module) -> MultiRepresentationDiscriminator:
         s, g = self.settings, self.generator
-        return MultiRepresentationDiscriminator(g.vocab_size, g.seq_len, s.d_emb_dim, s.num_rep, num_filters=s.d_filters,
-                                                dropout=s.d_dropout, rng=self.rng).to(g.device)
+        return MultiRepresentationDiscriminator(g.vocab_size, g.seq_len, s.d_emb_dim, s.num_rep,
+                                                num_filters=s.d_filters, dropout=s.d_dropout, rng=self.rng).to(g.device)
 
     def generator_lr(self) -> float:
         return self.settings.lr

@@ -6,6 +6,7 @@ class per estimator, each with the discriminator round that trains what it score
 | ``rollout`` (SeqGAN) | mean D of N rollout completions of y_1..y_t | SeqGAN CNN on whole sequences | B*N*(T-1) completions |
 | ``partial_d`` (Li et al. 2017) | D(y_1..y_t) | the same CNN, trained on random prefixes | one D pass over B*T prefixes |
 | ``critic`` (MaskGAN) | discounted sum of log sigma(d_s), s >= t, minus a learned V_t, clipped | per-token LSTM D with a value head | one LSTM pass over B sequences |
+| RankGAN (`methods.rankgan`) | mean rank score of N completions among the batch's | the CNN's trunk as a ranker | B*N*(T-1) completions |
 | PG-BLEU | mean BLEU of N completions | none | B*N*(T-1) completions |
 | constant | c | none | none |
 
@@ -211,8 +212,9 @@ class CriticRewards(RewardEstimator):
 
     def discriminator_round(self, negatives: torch.Tensor) -> dict[str, float]:
         m = self.method
-        return causal_discriminator_round(m.discriminator, m.d_optimizer, m.real, negatives, epochs=m.common.d_epochs,
-                                          batch_size=m.common.d_batch_size, grad_clip=self.settings.grad_clip, rng=m.rng)
+        return causal_discriminator_round(m.discriminator, m.d_optimizer, m.real, negatives,
+                                          epochs=m.common.d_epochs, batch_size=m.common.d_batch_size,
+                                          grad_clip=self.settings.grad_clip, rng=m.rng)
 
     def stateful(self) -> dict[str, Any]:
         return {"critic_optimizer": self.critic_optimizer}
