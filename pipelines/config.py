@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, get_type_hints
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from seqgan_core.generators import GENERATORS
 from seqgan_core.methods import METHODS as METHOD_TABLE
 from seqgan_core.methods import Settings as MethodSettings
 
@@ -24,6 +25,7 @@ PROFILES_DIR = Path("profiles")
 # The values of `adversarial.method`: the method table of seqgan_core (its classes import torch).
 METHODS: tuple[str, ...] = tuple(METHOD_TABLE)
 Method = Literal[METHODS]  # type: ignore[valid-type]
+GeneratorKind = Literal[tuple(GENERATORS)]  # type: ignore[valid-type]
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -86,10 +88,24 @@ class CorpusParams(Section):
     min_coverage: Probability
 
 
+class RMCParams(Section):
+    """RelGAN's relational memory (`seqgan_core.rmc`), built when ``generator.kind`` is rmc."""
+
+    mem_slots: PositiveInt
+    num_heads: PositiveInt
+    head_size: PositiveInt
+    layer_norm: Literal["joint", "row"] = Field(description="joint: the official code's TF layer_norm; row: Sonnet's")
+
+
 class GeneratorParams(Section):
+    """The generator pretrain_generator builds (`seqgan_core.generators` kinds); every
+    adversarial method trains it, so `adversarial.method` must train this kind."""
+
+    kind: GeneratorKind
     emb_dim: PositiveInt
-    hidden_dim: PositiveInt
-    init_std: PositiveFloat
+    hidden_dim: PositiveInt = Field(description="the LSTM's")
+    init_std: PositiveFloat = Field(description="the LSTM's weights ~ N(0, init_std^2)")
+    rmc: RMCParams
 
 
 class PretrainGeneratorParams(Section):
@@ -253,6 +269,20 @@ class Params(Section):
                 f"methods.maligan_full.completions = {completions} exceeds adversarial.batch_size = "
                 f"{self.adversarial.batch_size}; a batch must hold at least one prefix's completions"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _methods_train_the_generator(self) -> "Params":
+        """Every method trains the one pretrained generator, of `generator.kind`."""
+        for key, methods in (("adversarial.method", [self.adversarial.method]),
+                             ("comparison.methods", self.comparison.methods)):
+            for method in methods:
+                kinds = METHOD_TABLE[method].generator_kinds
+                if self.generator.kind not in kinds:
+                    raise ValueError(
+                        f"{key}: {method} trains {' or '.join(kinds)} generators but generator.kind is "
+                        f"{self.generator.kind}; set generator.kind: {kinds[0]} or leave {method} out"
+                    )
         return self
 
     @model_validator(mode="after")

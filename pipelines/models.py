@@ -9,14 +9,19 @@ import torch
 
 from seqgan_core import Discriminator, Generator
 from seqgan_core.generators import checkpoint_of, from_checkpoint
+from seqgan_core.rmc import RelationalMemoryGenerator
 
 from .config import Params
 from .datasets import Dataset
 from .files import require, save_torch
 
 
-def build_generator(params: Params, dataset: Dataset) -> Generator:
+def build_generator(params: Params, dataset: Dataset) -> torch.nn.Module:
+    """A fresh generator of ``generator.kind``, its weights drawn from torch's global generator."""
     g = params.generator
+    if g.kind == "rmc":
+        return RelationalMemoryGenerator(dataset.vocab_size, g.emb_dim, g.rmc.mem_slots, g.rmc.num_heads,
+                                         g.rmc.head_size, dataset.seq_len, dataset.start_token, g.rmc.layer_norm)
     return Generator(dataset.vocab_size, g.emb_dim, g.hidden_dim, dataset.seq_len, dataset.start_token, g.init_std)
 
 

@@ -25,6 +25,13 @@ With the tables P_k built once (one matmul, vocab x emb x sum_k k * n_k), each w
 costs k row lookups and adds (`embedding_bag`) instead of k * emb multiply-adds per
 filter: ~7x faster per sequence at the paper's sizes, paying for the tables after ~1,000
 sequences. Only the summation order differs (outputs agree to float rounding).
+
+Prefixes (the partial-sequence discriminator of `seqgan_core.prefix_rewards`) are read
+with ``lengths``: the prefix y_1..y_t stays padded to the full length T, and the padded
+positions embed as the zero vector, a pad that is no token (every token id is an
+ordinary token in the synthetic task, start token included, so padding with one would
+make a prefix look like a whole sequence that continues with it). Every filter width
+still fits, and a window over padding alone responds with its bias only.
 """
 from __future__ import annotations
 
@@ -112,13 +119,40 @@ class Discriminator(nn.Module):
                     bound = math.sqrt(6.0 / (2 * layer.bias.numel()))
                     nn.init.uniform_(layer.bias, -bound, bound)
 
-    def features(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Max-pooled filter responses after the highway layer: (B, total filters)."""
-        return self._highway(self._pooled(tokens))
+    def features(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Max-pooled filter responses after the highway layer: (B, total filters).
+        ``lengths`` (B,): read only each row's first ``lengths`` tokens (zero-embedded pad)."""
+        return self._highway(self._pooled(tokens, lengths))
 
-    def _pooled(self, tokens: torch.Tensor) -> torch.Tensor:
-        """ReLU of the max-over-time filter responses plus bias: (B, total filters)."""
+    @torch.no_grad()
+    def eval_features(self, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """`features` of many whole sequences without gradients (RankGAN's ranker scores
+        ~20k rollout completions): the convolutions by the lookup tables when they pay off,
+        the highway layer batch by batch, in place. No dropout is involved either way."""
+        if self._lookup_pays_off(tokens.shape[0]):
+            pooled = self._pooled_by_lookup(tokens)
+        else:
+            pooled = torch.cat([self._pooled(tokens[i : i + batch_size]) for i in range(0, tokens.shape[0], batch_size)])
+        for i in range(0, pooled.shape[0], batch_size):
+            pooled[i : i + batch_size] = self._highway(pooled[i : i + batch_size])
+        return pooled
+
+    def features_of_embeddings(self, x: torch.Tensor) -> torch.Tensor:
+        """`features` of already embedded inputs x (B, T, E): the relaxed methods
+        (seqgan_core.relaxed) feed one-hot or relaxed one-hot rows times the embedding
+        matrix, which for exact one-hots is the embedding lookup."""
+        return self._highway(self._pooled_embeddings(x))
+
+    def _pooled(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """`_pooled_embeddings` of the tokens' embeddings, padding zeroed (see `features`)."""
         x = self.embedding(tokens)  # (B, T, E)
+        if lengths is not None:
+            keep = torch.arange(tokens.shape[1], device=tokens.device) < lengths.to(tokens.device).unsqueeze(1)
+            x = x * keep.unsqueeze(2).to(x.dtype)
+        return self._pooled_embeddings(x)
+
+    def _pooled_embeddings(self, x: torch.Tensor) -> torch.Tensor:
+        """ReLU of the max-over-time filter responses plus bias: (B, total filters)."""
         B, T, E = x.shape
         pooled = []
         for k, w, b in zip(self.filter_sizes, self.conv_weights, self.conv_biases):
@@ -131,21 +165,23 @@ class Discriminator(nn.Module):
         gate = torch.sigmoid(self.highway_gate(h) + self.highway_gate_bias)
         return torch.lerp(h, torch.relu(self.highway_transform(h)), gate)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Class logits (B, 2): column 1 is "real"."""
-        return self.out(self.dropout(self.features(tokens)))
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits (B, 2): column 1 is "real". ``lengths``: see `features`."""
+        return self.out(self.dropout(self.features(tokens, lengths)))
 
     @torch.no_grad()
-    def prob_real(self, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """P(real) for each sequence (B,), in eval mode (no dropout), in batches."""
+    def prob_real(self, tokens: torch.Tensor, batch_size: int = 1024, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """P(real) for each sequence (B,), in eval mode (no dropout), in batches.
+        ``lengths`` (B,): score each row's prefix of that length (see `features`)."""
         if tokens.shape[0] == 0:
             return torch.empty(0, device=tokens.device)
         was_training = self.training
         self.eval()
         try:
-            if self._lookup_pays_off(tokens.shape[0]):
+            if lengths is None and self._lookup_pays_off(tokens.shape[0]):
                 return self._prob_real_from_pooled(self._pooled_by_lookup(tokens), batch_size)
-            logits = [self(tokens[i : i + batch_size]) for i in range(0, tokens.shape[0], batch_size)]
+            logits = [self(tokens[i : i + batch_size], None if lengths is None else lengths[i : i + batch_size])
+                      for i in range(0, tokens.shape[0], batch_size)]
             return torch.cat([torch.softmax(chunk, dim=1)[:, 1] for chunk in logits])
         finally:
             self.train(was_training)

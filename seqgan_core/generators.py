@@ -12,8 +12,10 @@ from typing import Any
 import torch
 
 from .lstm import LSTMLanguageModel
+from .rmc import RelationalMemoryGenerator
 
-GENERATORS: dict[str, type[torch.nn.Module]] = {LSTMLanguageModel.kind: LSTMLanguageModel}
+# "lstm": SeqGAN's generator (every method's); "rmc": RelGAN's relational memory.
+GENERATORS: dict[str, type[torch.nn.Module]] = {cls.kind: cls for cls in (LSTMLanguageModel, RelationalMemoryGenerator)}
 
 
 def checkpoint_of(generator: torch.nn.Module) -> dict[str, Any]:

@@ -71,3 +71,33 @@ def normal_(tensor: torch.Tensor, mean: float = 0.0, std: float = 1.0,
         return tensor.normal_(mean, std, generator=rng)
     drawn = torch.empty(tensor.shape, dtype=tensor.dtype, device=where).normal_(mean, std, generator=rng)
     return tensor.copy_(drawn)
+
+
+def gumbel(shape: Sequence[int], rng: torch.Generator | None = None, *,
+           device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+           eps: float = 1e-10) -> torch.Tensor:
+    """Gumbel(0, 1) variates ``-log(-log(u + eps) + eps)``, u ~ U[0, 1) from ``rng``: RelGAN's
+    ``add_gumbel`` (eps 1e-10 keeps both logs finite at u = 0).
+
+    The uniforms are drawn on ``rng``'s device and moved; the two logs then run on
+    ``device``: the same uniforms on every device, and on a GPU the (steps x batch x
+    vocabulary) transform is not left to the CPU.
+    """
+    u = uniform(shape, rng, device=device, dtype=dtype)
+    return u.add_(eps).log_().neg_().add_(eps).log_().neg_()
+
+
+@torch.no_grad()
+def trunc_normal_(tensor: torch.Tensor, std: float, rng: torch.Generator | None = None) -> torch.Tensor:
+    """Fill ``tensor`` with N(0, std^2) variates cut at +-2 std (TF's truncated_normal, which
+    RelGAN's initialisers use), by the inverse CDF of one uniform each, drawn from ``rng``."""
+    lo = 0.5 * (1.0 + torch.erf(torch.tensor(-2.0 / 2.0**0.5))).item()  # Phi(-2)
+    u = uniform(tensor.shape, rng, device=tensor.device, dtype=tensor.dtype)
+    # Phi^-1(p) = sqrt(2) erfinv(2p - 1) for p uniform on [Phi(-2), Phi(2)]
+    return tensor.copy_(torch.erfinv(u.mul_(1.0 - 2.0 * lo).add_(lo).mul_(2.0).sub_(1.0)).mul_(std * 2.0**0.5))
+
+
+@torch.no_grad()
+def uniform_(tensor: torch.Tensor, low: float, high: float, rng: torch.Generator | None = None) -> torch.Tensor:
+    """Fill ``tensor`` with U[low, high) variates drawn from ``rng``."""
+    return tensor.copy_(uniform(tensor.shape, rng, device=tensor.device, dtype=tensor.dtype).mul_(high - low).add_(low))

@@ -9,7 +9,7 @@ of MaliGAN's mixed MLE are plain functions of the update's index.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import torch
@@ -131,28 +131,53 @@ def discriminator_round(
 ) -> dict[str, float]:
     """Train D for ``epochs`` passes over real (label 1) and generated (label 0) sequences.
 
-    The caller draws fresh ``negatives`` for every round, as the paper does. The classes
-    are balanced as in the authors' rounds (10,000 of each): when there are more real
-    sequences than negatives, a fresh random subset of as many is used each round.
-    Returns the mean loss and the accuracy of the last epoch.
+    The caller draws fresh ``negatives`` for every round, as the paper does; the classes
+    are balanced as `balanced_round` says. Returns the mean loss and the accuracy of the
+    last epoch.
     """
-    device = discriminator.out.weight.device
+    def update(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        logits = discriminator(x)
+        loss = discriminator.loss_from_logits(logits, y)
+        value = _apply(optimizer, loss, list(discriminator.parameters()), 0.0, "discriminator loss")
+        return value, (logits.argmax(1) == y).sum().item()
+
+    discriminator.train()
+    return balanced_round(positives, negatives, update, epochs=epochs, batch_size=batch_size, rng=rng,
+                          device=discriminator.out.weight.device)
+
+
+def balanced_round(
+    positives: torch.Tensor,
+    negatives: torch.Tensor,
+    update: Callable[[torch.Tensor, torch.Tensor], tuple[float, float]],
+    *,
+    epochs: int,
+    batch_size: int,
+    rng: torch.Generator | None,
+    device: torch.device,
+) -> dict[str, float]:
+    """One round of any real-vs-generated classifier (SeqGAN's D, a prefix D, a per-token
+    D, RankGAN's ranker): ``epochs`` passes over shuffled mini-batches of real (label 1)
+    and generated (label 0) sequences; ``update(tokens, labels)`` makes one optimiser step
+    and returns its loss and how many of the batch it classified correctly.
+
+    The classes are balanced as in the authors' rounds (10,000 of each): when there are
+    more real sequences than negatives, a fresh random subset of as many is used each
+    round. Returns the mean loss and the accuracy of the last epoch.
+    """
     if len(positives) > len(negatives):
         positives = positives[randomness.randperm(len(positives), rng, device=positives.device)[: len(negatives)]]
     # Real data come from the CPU (the stages' datasets), negatives from the generator's device.
     tokens = torch.cat([positives.to(device), negatives.to(device)])
     labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))]).long().to(device)
     dataset = torch.cat([tokens, labels.unsqueeze(1)], dim=1)  # shuffle tokens and labels together
-    discriminator.train()
     for _ in range(epochs):
         total, correct, seen = 0.0, 0, 0
         for batch in minibatches(dataset, batch_size, rng):
-            x, y = batch[:, :-1], batch[:, -1]
-            logits = discriminator(x)
-            loss = discriminator.loss_from_logits(logits, y)
-            total += _apply(optimizer, loss, list(discriminator.parameters()), 0.0, "discriminator loss") * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
+            loss, right = update(batch[:, :-1], batch[:, -1])
+            total += loss * len(batch)
+            correct += right
+            seen += len(batch)
     return {"d_loss": total / seen, "d_accuracy": correct / seen}
 
 

@@ -27,6 +27,9 @@ def test_paper_profile_has_the_papers_settings() -> None:
     assert sum(p.discriminator.num_filters) == 1720 and p.discriminator.dropout == 0.25
     assert (p.adversarial.batches, p.adversarial.d_steps, p.adversarial.d_epochs) == (200, 5, 3)
     assert p.methods.seqgan.rollout.n_rollouts == 16
+    relgan = p.methods.relgan  # RelGAN's synthetic setting at length 20 (its generator: generator.kind rmc)
+    assert (relgan.beta_max, relgan.schedule, relgan.loss, relgan.lr, relgan.d_filters) == (1.0, "exp", "rsgan", 1e-4, 300)
+    assert (p.generator.rmc.mem_slots, p.generator.rmc.num_heads, p.generator.rmc.head_size) == (1, 2, 256)
 
 
 def small() -> dict:
@@ -124,6 +127,18 @@ def test_temperatures_are_checked(temperatures: list[float], cause: str) -> None
     raw = small()
     raw["evaluate"]["temperatures"] = temperatures
     assert cause in str(pytest.raises(ParamsError, parse_params, raw).value)
+
+
+def test_the_method_must_train_the_generator_kind() -> None:
+    raw = small()
+    raw["generator"]["kind"] = "rmc"
+    message = str(pytest.raises(ParamsError, parse_params, raw).value)
+    assert "adversarial.method: seqgan trains lstm generators but generator.kind is rmc" in message
+    raw["adversarial"]["method"] = "relgan"
+    message = str(pytest.raises(ParamsError, parse_params, raw).value)
+    assert "comparison.methods: mle trains lstm or rmc" not in message and "comparison.methods: seqgan" in message
+    raw["comparison"]["methods"] = ["mle", "relgan"]
+    assert parse_params(raw).generator.kind == "rmc"
 
 
 def test_missing_file_says_how_to_restore(tmp_path: Path) -> None:

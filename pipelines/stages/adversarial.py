@@ -4,8 +4,12 @@ methods (`adversarial.method`, a key of `seqgan_core.methods.METHODS`; SeqGAN by
 Each adversarial batch: `g_steps` generator updates by the method, the generator's weight
 check, then `d_steps` discriminator rounds for the methods that have a discriminator.
 Everything is logged per batch, so a run whose NLL-oracle rises can be diagnosed.
-Resumable from `.checkpoints/`: the checkpoint holds the models, whatever the method names
-in `stateful()` (optimisers, a delayed rollout policy) and the random streams.
+Resumable from `.checkpoints/`: the checkpoint holds the generator, the discriminator the
+method trains (the pretrained SeqGAN CNN, or the method's own: RelGAN's, GSGAN's LSTM, the
+critic's per-token D), whatever the method names in `stateful()` (optimisers, a delayed
+rollout policy) and the random streams. `discriminator_adv.pt` is that discriminator: the
+SeqGAN CNN with the `discriminator` params as its config, or the method's own with its
+class and constructor arguments (``{"class", **config}``) as its config.
 
 `train` is also what the method comparison (`pipelines.stages.compare`) runs, for every
 method, writing elsewhere.
@@ -60,8 +64,8 @@ def build_method(name: str, ctx: StageContext, dataset: Dataset, generator: torc
                  discriminator: torch.nn.Module, rng: torch.Generator) -> AdversarialMethod:
     """The method's object (`seqgan_core.methods.METHODS`) with its settings from params."""
     a, d = ctx.params.adversarial, ctx.params.pretrain_discriminator
-    common = Common(batch_size=a.batch_size, lr=a.lr, grad_clip=a.grad_clip, d_lr=d.lr, d_batch_size=d.batch_size,
-                    d_epochs=a.d_epochs, d_negatives=a.d_negatives)
+    common = Common(batches=a.batches, batch_size=a.batch_size, lr=a.lr, grad_clip=a.grad_clip, d_lr=d.lr,
+                    d_batch_size=d.batch_size, d_epochs=a.d_epochs, d_negatives=a.d_negatives)
     cls = METHODS[name]
     settings = cls.Settings.from_dict(getattr(ctx.params.methods, name).model_dump())
     return cls(generator, discriminator, dataset.train, settings, common, rng,
@@ -82,12 +86,18 @@ def train(ctx: StageContext, dataset: Dataset, method: str, pretrained: Pretrain
         generator = build_generator(ctx.params, dataset).to(ctx.device)
     else:
         generator = load_generator(pretrained.generator, ctx.device)
+    kinds = METHODS[method].generator_kinds
+    if generator.kind not in kinds:
+        raise StageError(f"{method} trains {' or '.join(kinds)} generators but {pretrained.generator} is "
+                         f"an {generator.kind}: set generator.kind: {kinds[0]} and re-run `dvc repro`")
     saved_d = load_saved(pretrained.discriminator)
     discriminator = build_discriminator(ctx.params, dataset)
     discriminator.load_state_dict(saved_d["state_dict"])
     discriminator.to(ctx.device)
     trainer = build_method(method, ctx, dataset, generator, discriminator, rng)
-    if a.d_optimizer == "continue":  # the authors train D with one Adam, pretraining and adversarial rounds alike
+    # The authors train D with one Adam, pretraining and adversarial rounds alike; a method
+    # that trains a discriminator of its own starts that one's Adam afresh.
+    if a.d_optimizer == "continue" and trainer.discriminator is discriminator:
         if "optimizer" not in saved_d:
             raise StageError(f"{pretrained.discriminator} holds no optimiser state (it predates "
                              "adversarial.d_optimizer); re-run the stage that wrote it with `dvc repro -f`, "
@@ -102,7 +112,7 @@ def train(ctx: StageContext, dataset: Dataset, method: str, pretrained: Pretrain
                     ctx.params.discriminator.model_dump(), dataset.fingerprint,
                     files=[pretrained.generator, pretrained.discriminator]),
     )
-    objects = {"generator": generator, "discriminator": discriminator, **trainer.stateful()}
+    objects = {"generator": generator, "discriminator": trainer.discriminator, **trainer.stateful()}
     rngs = {"rng": rng, "eval_rng": eval_rng}
     start, history = checkpoints.restore(objects, rngs) or (0, history)
 
@@ -125,7 +135,10 @@ def train(ctx: StageContext, dataset: Dataset, method: str, pretrained: Pretrain
 
     save_generator(outputs.generator, generator)
     if outputs.discriminator is not None:  # unchanged from pretraining for the methods without D
-        save_model(outputs.discriminator, discriminator, ctx.params.discriminator.model_dump())
+        trained = trainer.discriminator
+        config = (ctx.params.discriminator.model_dump() if trained is discriminator
+                  else {"class": f"{type(trained).__module__}.{type(trained).__name__}", **trained.config()})
+        save_model(outputs.discriminator, trained, config)
     write_json(outputs.metrics, {"method": method, **{k: v for k, v in history[-1].items() if k != "batch"}})
     write_csv(outputs.curve, history)
     plot_history(ctx, dataset, method, history, outputs.plot)

@@ -11,13 +11,19 @@ from __future__ import annotations
 
 from .base import AdversarialMethod, Common
 from .baselines import ContinuedMLE, ScheduledSampling, Untrained
+from .gsgan import GSGAN
 from .maligan import MaliGANBasic, MaliGANFull
-from .policy_gradient import PGBleu, SeqGAN
+from .policy_gradient import PGBleu, PGConstant, SeqGAN
+from .rankgan import RankGAN
+from .relgan import RelGAN
 from .settings import Settings, bounded, check_bounds, nested
+from .textgan import TextGAN
 
-# In the order of the papers' tables: SeqGAN's Table 1, then MaliGAN's.
+# In the order of the papers' tables: SeqGAN's Table 1, then MaliGAN's; then the constant-
+# reward control, RankGAN, and the continuous relaxations (GSGAN, TextGAN, RelGAN).
 METHODS: dict[str, type[AdversarialMethod]] = {
-    cls.name: cls for cls in (Untrained, ContinuedMLE, ScheduledSampling, PGBleu, SeqGAN, MaliGANBasic, MaliGANFull)
+    cls.name: cls for cls in (Untrained, ContinuedMLE, ScheduledSampling, PGBleu, SeqGAN, MaliGANBasic, MaliGANFull,
+                              PGConstant, RankGAN, GSGAN, TextGAN, RelGAN)
 }
 
 __all__ = ["METHODS", "AdversarialMethod", "Common", "Settings", "bounded", "check_bounds", "nested"]

@@ -9,8 +9,10 @@ adversarial batch at a time:
         metrics = method.generator_step(batch)
         metrics.update(method.discriminator_step(batch))   # {} for methods without D
 
-`stateful()` names everything beyond the generator and discriminator that a resumed run
-must restore (optimisers, a delayed rollout policy, ...), so a loop can checkpoint any
+`method.discriminator` is the discriminator the method trains: the pretrained SeqGAN CNN
+it was given, or one it builds (`build_discriminator`: RelGAN's, a per-token critic D...).
+`stateful()` names everything beyond the generator and that discriminator that a resumed
+run must restore (optimisers, a delayed rollout policy, ...), so a loop can checkpoint any
 method without knowing it.
 """
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Common(Settings):
     authors' values as defaults: the same budget (batch size, optimiser) for every method
     and SeqGAN's discriminator rounds for the methods that train one."""
 
+    batches: int = bounded(200, ge=1, description="adversarial batches in the run (what run-long schedules span)")
     batch_size: int = bounded(64, ge=1)
     lr: float = bounded(0.01, gt=0, description="generator Adam learning rate")
     grad_clip: float = bounded(5.0, ge=0, description="global-norm clip; 0 = none")
@@ -45,11 +48,13 @@ class AdversarialMethod:
 
     Subclasses set the class attributes and implement `generator_step`; a method with a
     discriminator sets ``trains_discriminator`` and gets SeqGAN's D round (fresh
-    negatives, `train.discriminator_round`) unless it overrides `discriminator_step`.
+    negatives, `train.discriminator_round`) unless it overrides `discriminator_step`; one
+    that trains a discriminator of its own builds it in `build_discriminator`.
     """
 
     name: ClassVar[str]
-    generator_kind: ClassVar[str] = "lstm"  # the generator architecture it trains
+    # The generator architectures (`seqgan_core.generators` kinds) it can train; the first is its paper's.
+    generator_kinds: ClassVar[tuple[str, ...]] = ("lstm",)
     trains_discriminator: ClassVar[bool] = False
     starts_untrained: ClassVar[bool] = False  # True: a fresh generator, no training (the `random` row)
     Settings: ClassVar[type[Settings]] = Settings  # the method's own settings (params `methods.<name>`)
@@ -61,15 +66,28 @@ class AdversarialMethod:
         computed on text (BLEU) cut rows at, or None for the oracle's fixed-length rows."""
         if not isinstance(settings, self.Settings):
             raise TypeError(f"{self.name} takes {self.Settings.__name__}, got {type(settings).__name__}")
-        self.generator, self.discriminator, self.real = generator, discriminator, real
+        if getattr(generator, "kind", None) not in self.generator_kinds:
+            raise TypeError(f"{self.name} trains {' or '.join(self.generator_kinds)} generators, "
+                            f"got a {getattr(generator, 'kind', type(generator).__name__)}")
+        self.generator, self.real = generator, real
         self.settings, self.common, self.rng, self.eos_id = settings, common, rng, eos_id
+        self.discriminator = self.build_discriminator(discriminator)
         self.g_optimizer = adam(generator.parameters(), self.generator_lr())
         # D's optimiser exists for every method, so that every checkpoint has the same parts.
-        self.d_optimizer = adam(discriminator.parameters(), common.d_lr)
+        self.d_optimizer = adam(self.discriminator.parameters(), self.discriminator_lr())
+
+    def build_discriminator(self, pretrained: torch.nn.Module) -> torch.nn.Module:
+        """The discriminator this method trains: the pipeline's pretrained one, unless the
+        method builds its own (on the generator's device, drawn from ``self.rng``)."""
+        return pretrained
 
     def generator_lr(self) -> float:
         """The generator's learning rate: the shared one unless the method's paper used its own."""
         return self.common.lr
+
+    def discriminator_lr(self) -> float:
+        """The discriminator's learning rate: the shared one unless the method's paper used its own."""
+        return self.common.d_lr
 
     def real_batch(self, n: int) -> torch.Tensor:
         """``n`` training sequences drawn with replacement, on the generator's device."""

@@ -13,6 +13,7 @@ class Untrained(AdversarialMethod):
     """`random`: the generator as initialised, never trained (Table 1's first row)."""
 
     name = "random"
+    generator_kinds = ("lstm", "rmc")
     starts_untrained = True
 
     def generator_step(self, batch: int) -> dict[str, float]:
@@ -23,6 +24,7 @@ class ContinuedMLE(AdversarialMethod):
     """`mle`: teacher-forced MLE on real batches, continued for the adversarial budget."""
 
     name = "mle"
+    generator_kinds = ("lstm", "rmc")
 
     def generator_step(self, batch: int) -> dict[str, float]:
         return {"g_loss": mle_step(self.generator, self.g_optimizer, self.real_batch(self.common.batch_size),
