@@ -7,7 +7,8 @@ nested run per stage. The key comes from `SEQGAN_PIPELINE_RUN` when an orchestra
 params.yaml and dvc.yaml: stages run by one `dvc repro` share it.
 
 Embedded default store: SQLite `mlflow.db` and artifacts under `mlartifacts/` at the
-repository root; `MLFLOW_TRACKING_URI` overrides. mlflow is imported lazily.
+repository root; `MLFLOW_TRACKING_URI` overrides (with a tracking server, artifacts go to the
+server's artifact store). mlflow is imported lazily.
 """
 from __future__ import annotations
 
@@ -84,19 +85,38 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def is_server(uri: str) -> bool:
+    """A tracking server (several machines share it) rather than a store this process opens."""
+    return uri.startswith(("http://", "https://"))
+
+
 def _experiment_id(mlflow_client: "MlflowClient", name: str) -> str:
+    """The experiment's id, created if missing. Against a tracking server its artifacts go
+    where the server says (`--artifacts-destination`, served to every worker) unless
+    SEQGAN_ARTIFACT_ROOT names a place; otherwise under mlartifacts/ here."""
+    from mlflow.exceptions import MlflowException
+
     existing = mlflow_client.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id
-    artifacts = Path(os.environ.get("SEQGAN_ARTIFACT_ROOT", DEFAULT_ARTIFACTS)).resolve() / name
-    return mlflow_client.create_experiment(name, artifact_location=artifacts.as_uri())
+    location = None
+    if os.environ.get("SEQGAN_ARTIFACT_ROOT") or not is_server(tracking_uri()):
+        location = (Path(os.environ.get("SEQGAN_ARTIFACT_ROOT", DEFAULT_ARTIFACTS)).resolve() / name).as_uri()
+    try:
+        return mlflow_client.create_experiment(name, artifact_location=location)
+    except MlflowException as exc:  # another worker created it first
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return mlflow_client.get_experiment_by_name(name).experiment_id
 
 
 def _parent_run(mlflow_client: "MlflowClient", experiment_id: str, key: str, params: dict[str, str],
                 pipeline: str = "training") -> str:
-    found = mlflow_client.search_runs(
-        [experiment_id], filter_string=f"tags.`{PIPELINE_KEY_TAG}` = '{key}'", max_results=1
-    )
+    """The pipeline run's parent run, created by the first stage that needs it. Stages on two
+    workers may both create one at once: each then keeps the earliest of those with the key
+    and deletes its own if it is not that one, so they agree on a single parent."""
+    query = f"tags.`{PIPELINE_KEY_TAG}` = '{key}'"
+    found = mlflow_client.search_runs([experiment_id], filter_string=query, max_results=1)
     if found:
         return found[0].info.run_id
     run = mlflow_client.create_run(
@@ -104,8 +124,14 @@ def _parent_run(mlflow_client: "MlflowClient", experiment_id: str, key: str, par
         run_name=f"pipeline-{key}" if pipeline == "training" else f"{pipeline}-{key}",
         tags={PIPELINE_KEY_TAG: key, "mlflow.source.git.commit": git_revision()},
     )
-    _log_params(mlflow_client, run.info.run_id, params)
-    return run.info.run_id
+    mine = run.info.run_id
+    rivals = mlflow_client.search_runs([experiment_id], filter_string=query, max_results=50)
+    first = min(rivals, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id if rivals else mine
+    if first != mine:
+        mlflow_client.delete_run(mine)
+        return first
+    _log_params(mlflow_client, mine, params)
+    return mine
 
 
 def _log_params(mlflow_client: "MlflowClient", run_id: str, params: dict[str, str]) -> None:
@@ -182,6 +208,23 @@ def close_abandoned_runs(mlflow_client: "MlflowClient", experiment_id: str, dvc_
         mlflow_client.set_terminated(run.info.run_id, "KILLED")
         closed.append(run.info.run_id)
     return closed
+
+
+def close_stage_runs(experiment: str, dvc_stage: str, reason: str) -> list[str]:
+    """Mark KILLED every RUNNING run of `dvc_stage` in MLflow experiment `experiment`,
+    whichever host ran it: for an orchestrator that knows the process is gone (the sweep
+    flow, when a worker stops sending heartbeats) before it starts the stage elsewhere."""
+    mlflow_client = client()
+    found = mlflow_client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs = mlflow_client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.`seqgan.dvc_stage` = '{dvc_stage}' and attributes.status = 'RUNNING'")
+    for run in runs:
+        mlflow_client.set_tag(run.info.run_id, "seqgan.error", reason[:5000])
+        mlflow_client.set_terminated(run.info.run_id, "KILLED")
+    return [run.info.run_id for run in runs]
 
 
 @contextmanager

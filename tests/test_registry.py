@@ -50,6 +50,7 @@ def store(tmp_path_factory):
         for key, value in {**QUIET_ENV, "MLFLOW_TRACKING_URI": uri}.items():
             mp.setenv(key, value)
         mp.delenv(registry.LOCK_ENV, raising=False)
+        mp.delenv(registry.LOCK_DSN_ENV, raising=False)
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
         client = registry.client()
         experiment = client.create_experiment("registry-test", artifact_location=(root / "artifacts").as_uri())
