@@ -227,6 +227,20 @@ def close_stage_runs(experiment: str, dvc_stage: str, reason: str) -> list[str]:
     return [run.info.run_id for run in runs]
 
 
+def finish_pipeline_runs(keys: list[str], status: str = "FINISHED") -> int:
+    """End the parent runs of these pipeline keys still RUNNING, in every experiment: for an
+    orchestrator that knows the pipeline run is over (the sweep flow). Returns how many."""
+    mlflow_client = client()
+    experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
+    ended = 0
+    for key in keys:
+        for run in mlflow_client.search_runs(
+                experiments, filter_string=f"tags.`{PIPELINE_KEY_TAG}` = '{key}' and attributes.status = 'RUNNING'"):
+            mlflow_client.set_terminated(run.info.run_id, status)
+            ended += 1
+    return ended
+
+
 @contextmanager
 def stage_run(ctx: "StageContext") -> Iterator[StageTracker]:
     """A nested run for one stage under its experiment's parent run for this pipeline run."""

@@ -56,9 +56,20 @@ def label(metric: str) -> str:
 Results = dict[str, dict[str, dict[int, dict]]]  # experiment -> method -> seed -> scores.json
 
 
-def collect(params: Params) -> Results:
-    c = params.comparison
-    return {e: {m: {s: read_json(SweepCell(e, s).scores(m)) for s in c.seeds} for m in c.methods} for e in c.experiments}
+def collect(params: Params) -> tuple[Results, list[str]]:
+    """Every cell's scores.json, and the cells that have none: a sweep on a work pool reports
+    what finished when a cell failed for good (`pipelines.sweep_flows`); `dvc repro` only
+    gets here once every cell ran."""
+    c, results, missing = params.comparison, {}, []
+    for e in c.experiments:
+        for m in c.methods:
+            for s in c.seeds:
+                path = SweepCell(e, s).scores(m)
+                if path.exists():
+                    results.setdefault(e, {}).setdefault(m, {})[s] = read_json(path)
+                else:
+                    missing.append(f"train@{e}-{m}-{s}")
+    return results, missing
 
 
 def frontier_rows(results: Results) -> list[dict]:
@@ -78,7 +89,7 @@ def summary_rows(results: Results) -> list[dict]:
     paired difference from MLE."""
     rows = []
     for e, by_method in results.items():
-        mle = by_method["mle"]
+        mle = by_method.get("mle", {})
         for m, by_seed in by_method.items():
             for metric in next(iter(by_seed.values()))["scores"]:
                 values = {s: cell["scores"][metric] for s, cell in by_seed.items()}
@@ -87,11 +98,14 @@ def summary_rows(results: Results) -> list[dict]:
                        "sd": spread.sd, "ci_low": spread.ci_low, "ci_high": spread.ci_high}
                 if m == "mle":
                     row.update(diff_vs_mle=math.nan, diff_ci_low=math.nan, diff_ci_high=math.nan, verdict="baseline")
-                else:
-                    diff = paired_difference(values, {s: c["scores"][metric] for s, c in mle.items()},
-                                             better=better_direction(metric))
+                elif paired := [s for s in values if s in mle]:  # seeds whose MLE cell finished too
+                    baseline = {s: mle[s]["scores"][metric] for s in paired}
+                    diff = paired_difference({s: values[s] for s in paired}, baseline, better=better_direction(metric))
                     row.update(diff_vs_mle=diff.mean_diff, diff_ci_low=diff.ci_low, diff_ci_high=diff.ci_high,
                                verdict=diff.verdict)
+                else:
+                    row.update(diff_vs_mle=math.nan, diff_ci_low=math.nan, diff_ci_high=math.nan,
+                               verdict="not comparable")
                 rows.append(row)
     return rows
 
@@ -108,6 +122,8 @@ def matched_rows(results: Results, params: Params) -> list[dict]:
                 continue
             gaps = {}
             for s, cell in by_seed.items():
+                if s not in by_method.get("mle", {}):
+                    continue
                 point = next(r for r in cell["frontier"] if r["temperature"] == 1.0)
                 mle = by_method["mle"][s]["frontier"]
                 gaps[s] = matched_gap(point[diversity], point[quality], [r[diversity] for r in mle],
@@ -160,7 +176,11 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
                       *("| " + " | ".join(r) + " |" for r in rows)])
 
 
-def summary_markdown(rows: list[dict]) -> str:
+def missing_line(missing: list[str]) -> str:
+    return (f"**Missing cells** (failed; not in these statistics): {', '.join(missing)}.\n\n" if missing else "")
+
+
+def summary_markdown(rows: list[dict], missing: list[str] = ()) -> str:
     table = markdown_table(
         ["experiment", "method", "metric", "n", "mean", "sd", "95% CI", "diff vs MLE", "diff 95% CI", "verdict"],
         [[r["experiment"], r["method"], label(r["metric"]), str(r["n_seeds"]), _fmt(r["mean"]), _fmt(r["sd"]),
@@ -168,17 +188,17 @@ def summary_markdown(rows: list[dict]) -> str:
           "" if r["verdict"] == "baseline" else f"[{_fmt(r['diff_ci_low'])}, {_fmt(r['diff_ci_high'])}]", r["verdict"]]
          for r in rows])
     return (f"# Comparison summary (temperature 1)\n\nIntervals: {INTERVAL}. Verdicts against MLE at 95%: lower is "
-            "better for NLL and Self-BLEU (more diverse), higher for BLEU.\n\n" + table + "\n")
+            "better for NLL and Self-BLEU (more diverse), higher for BLEU.\n\n" + missing_line(missing) + table + "\n")
 
 
 def results_markdown(params: Params, summary: list[dict], matched: list[dict], calib: dict[str, dict],
-                     settings: dict[str, dict]) -> str:
-    parts = ["# Method comparison", "", answer(matched, params), ""]
+                     settings: dict[str, dict], missing: list[str] = ()) -> str:
+    parts = ["# Method comparison", "", answer(matched, params), "", *([missing_line(missing)] if missing else [])]
     for e in params.comparison.experiments:
         metrics = list(dict.fromkeys(r["metric"] for r in summary if r["experiment"] == e))
         rows = [[m, *(f"{_fmt(r['mean'])} ± {_fmt(r['sd'], 3)}" for r in summary
                       if r["experiment"] == e and r["method"] == m)]
-                for m in params.comparison.methods]
+                for m in params.comparison.methods if m in methods_in(summary, e)]
         rows.append(["*data (calibration)*", *(_fmt(calib[e][k]) if k in calib[e] else "" for k in metrics)])
         compared = [m for m in params.comparison.methods if m in PUBLISHED]
         published = sorted({k for m in compared for k in PUBLISHED[m] if k in metrics})
@@ -202,12 +222,16 @@ def results_markdown(params: Params, summary: list[dict], matched: list[dict], c
     return "\n".join(parts)
 
 
+def methods_in(summary: list[dict], experiment: str) -> set[str]:
+    return {r["method"] for r in summary if r["experiment"] == experiment}
+
+
 def plot_training_curves(params: Params, results: Results, png: Path) -> None:
     """Each method's training curve of the headline NLL, the mean over seeds."""
     kind = next((kind_of(e) for e in results if kind_of(e).has_oracle), kind_of(next(iter(results))))
     key, series = kind.curve_metric, {}
-    for m in params.comparison.methods:
-        curves = [[r for r in read_csv(SweepCell(kind.name, s).curve(m)) if key in r] for s in params.comparison.seeds]
+    for m, by_seed in results.get(kind.name, {}).items():
+        curves = [[r for r in read_csv(SweepCell(kind.name, s).curve(m)) if key in r] for s in by_seed]
         series[m] = ([r["batch"] for r in curves[0]], list(np.mean([[r[key] for r in c] for c in curves], axis=0)))
     plot_curves(png, series, title=f"{LABELS[key]} of every method ({kind.name}, mean over seeds)",
                 xlabel="adversarial batch", ylabel=f"{LABELS[key]} (nats/token)")
@@ -218,14 +242,14 @@ def main() -> None:
 
     params = load_params()
     report = ComparisonReport()
-    results = collect(params)
+    results, missing = collect(params)
     summary, matched = summary_rows(results), matched_rows(results, params)
     calib = {e: read_json(report.calibration(e)) for e in params.comparison.experiments}
     settings = {e: next(iter(next(iter(by_method.values())).values()))["settings"] for e, by_method in results.items()}
     write_csv(report.summary_csv, summary)
-    write_text(report.summary_md, summary_markdown(summary))
+    write_text(report.summary_md, summary_markdown(summary, missing))
     write_csv(report.frontier_csv, frontier_rows(results))
-    write_text(report.results_md, results_markdown(params, summary, matched, calib, settings))
+    write_text(report.results_md, results_markdown(params, summary, matched, calib, settings, missing))
     plot_training_curves(params, results, report.curves_png)
     with tracking.summary_run("seqgan-comparison", f"comparison-{tracking.pipeline_key('comparison')}",
                               params.model_dump(), {"seqgan.dvc_stage": "comparison/dvc.yaml:report"}) as tracker:

@@ -25,6 +25,8 @@ def curves(rows: list[dict], experiment: str, methods: list[str], x: str, y: str
     out = {}
     for method in methods:
         mine = [r for r in rows if r["experiment"] == experiment and r["method"] == method]
+        if not mine:  # every cell of the method failed on a work pool (see compare_report.collect)
+            continue
         temperatures = sorted({float(r["temperature"]) for r in mine})
         at = [[r for r in mine if float(r["temperature"]) == t] for t in temperatures]
         xs, ys = ([np.array([float(r[k]) for r in points]) for points in at] for k in (x, y))
