@@ -17,7 +17,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run sweep compare test bench gpu-check clean-venv
+.PHONY: setup run sweep compare test bench gpu-check clean-venv cluster-up cluster-down cluster-demo cluster-sweep
 setup: $(VENV)/.installed
 
 # Re-installs only when the pins or the package metadata change, so a second
@@ -46,6 +46,23 @@ sweep: setup
 compare: setup
 	$(if $(PROFILE),$(BIN)/seqgan profile $(PROFILE),)
 	$(BIN)/seqgan sweep --methods all
+
+# A local cluster on 127.0.0.1 for a try (README: "Sweeps on a cluster"): PostgreSQL, the MLflow
+# server, a Prefect server and WORKERS process workers, each in its own clone under .cluster/.
+# cluster-sweep runs this clone's sweep on it; cluster-demo: up, a 4-cell tiny sweep, a tiny
+# retrain through the gate, the summary and the champion, down (non-zero if anything failed).
+WORKERS ?= 2
+cluster-up: setup
+	$(BIN)/python -m pipelines.cluster up --workers $(WORKERS)
+
+cluster-down:
+	$(BIN)/python -m pipelines.cluster down
+
+cluster-sweep: setup
+	$(BIN)/python -m pipelines.cluster sweep
+
+cluster-demo: setup
+	$(BIN)/python -m pipelines.cluster demo --workers $(WORKERS)
 
 test: setup
 	$(BIN)/python -m pytest
