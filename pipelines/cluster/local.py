@@ -98,11 +98,13 @@ def _clone(repo: Path, dest: Path) -> Path:
 
 
 def start_worker(state: State, name: str, heartbeat_s: int = 10) -> Service:
-    """A process worker named `name` in its own clone, one flow run at a time."""
+    """A process worker named `name` in its own clone, one flow run at a time. It asks for
+    work every 2 s (Prefect's default, 10 s, is meant for cells of hours, not a try's)."""
     home = Path(state.run_dir) / "workers" / name
     clone = _clone(Path(state.repo), home / "repo")
     env = {**client_env(state), "PREFECT_HOME": str(home / "prefect"), "SEQGAN_WORKER_REPO": str(clone),
-           "PREFECT_WORKER_HEARTBEAT_SECONDS": str(heartbeat_s), "VIRTUAL_ENV": str(Path(sys.executable).parents[1])}
+           "PREFECT_WORKER_HEARTBEAT_SECONDS": str(heartbeat_s), "PREFECT_WORKER_QUERY_SECONDS": "2",
+           "VIRTUAL_ENV": str(Path(sys.executable).parents[1])}
     service = spawn(name, [executable("prefect"), "worker", "start", "--pool", POOL, "--type", "process",
                            "--name", name, "--limit", "1"], env=env, cwd=home, log=home / "worker.log")
     state.workers.append(name)
