@@ -94,10 +94,15 @@ def sweep_flow(remote: str | None = None, deployment: str = STAGE_DEPLOYMENT, re
                timeout_s: float = 6 * 3600, lost_after_s: float | None = None) -> dict:
     """The comparison sweep of this clone's params.yaml on the work pool behind `deployment`;
     returns each fanned-out stage's outcome, the failed ones, and any that are stale here."""
+    from prefect.settings import PREFECT_API_URL
+
     from . import tracking
     from .config import load_params
     from .contract import kind_of
 
+    if not PREFECT_API_URL.value():  # an ephemeral server has no workers polling it
+        raise RuntimeError("a sweep on workers needs a Prefect server they poll: set PREFECT_API_URL "
+                           "(`make cluster-up` prints it), or run `make sweep` for the serial sweep")
     logger = get_run_logger()
     remote = remote or _default_remote()
     local_remote = dvc_sync.remote_name(remote)

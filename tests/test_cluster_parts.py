@@ -141,3 +141,12 @@ def test_the_cluster_cli_without_a_cluster_says_what_to_do(tmp_path):
     result = subprocess.run([sys.executable, "-m", "pipelines.cluster", "sweep", "--dir", str(tmp_path)],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "no cluster recorded" in result.stderr + result.stdout
+
+
+def test_a_sweep_on_workers_needs_a_prefect_server(monkeypatch):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from pipelines.sweep_flows import sweep_flow
+
+    with temporary_settings(updates={PREFECT_API_URL: None}), pytest.raises(RuntimeError, match="PREFECT_API_URL"):
+        sweep_flow.fn()
