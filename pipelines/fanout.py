@@ -140,8 +140,11 @@ def fan_out(
                 attempt.worker = run.labels.get(WORKER_LABEL) or attempt.worker
                 attempt.state, attempt.message = run.state.type.value, run.state.message or ""
                 if run.state.is_completed():
-                    job.status, job.result = "done", _read_result(client, run.id, result_artifact)
-                    log(f"done {job.key} on {attempt.worker}")
+                    try:
+                        job.status, job.result = "done", _read_result(client, run.id, result_artifact)
+                        log(f"done {job.key} on {attempt.worker}")
+                    except LookupError as exc:  # e.g. a deployment whose flow publishes no result
+                        fail(job, str(exc))
                 elif attempt.state in ("FAILED", "CANCELLED"):
                     fail(job, f"flow run {run.id} on {attempt.worker} {attempt.state}: {attempt.message}")
                 elif attempt.state == "CRASHED" or (attempt.state in ("RUNNING", "PENDING") and attempt.worker in lost):
