@@ -52,6 +52,12 @@ def _as_server_user(argv: list[str]) -> list[str]:
     return ["runuser", "-u", SUPERUSER, "--", *argv]
 
 
+def check() -> None:
+    """Raise ClusterError, with the fix, when no PostgreSQL server can be started here."""
+    binaries()
+    _as_server_user([])
+
+
 def _run(argv: list[str], what: str) -> None:
     result = subprocess.run(_as_server_user(argv), capture_output=True, text=True, timeout=300,
                             stdin=subprocess.DEVNULL)
