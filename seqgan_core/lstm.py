@@ -21,7 +21,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from . import randomness
-from .sampling import LOG2E, check_temperature, sample_log2_weights
+from .sampling import LOG2E, check_temperature, place_prefix, sample_log2_weights
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -291,14 +291,7 @@ class LSTMLanguageModel(nn.Module):
         (the numbers a step-by-step draw takes), and moved to the device in one copy.
         """
         out = torch.empty(n, self.seq_len, dtype=torch.long, device=self.device)
-        fixed = 0
-        if prefix is not None:
-            prefix = prefix.to(self.device)
-            prefix = prefix.expand(n, -1) if prefix.dim() == 1 else prefix
-            fixed = prefix.shape[1]
-            if fixed > self.seq_len or prefix.shape[0] != n:
-                raise ValueError(f"prefix of shape {tuple(prefix.shape)} does not fit {n} x {self.seq_len}")
-            out[:, :fixed] = prefix
+        fixed = place_prefix(out, prefix)
         state = self.initial_state(n)
         uniforms = randomness.uniform((self.seq_len - fixed, n, 1), rng, device=self.device, dtype=state[0].dtype)
         prev = torch.full((n,), self.start_token, dtype=torch.long, device=self.device)
