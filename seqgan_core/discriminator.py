@@ -93,6 +93,14 @@ class Discriminator(nn.Module):
         """Max-pooled filter responses after the highway layer: (B, total filters)."""
         return self._highway(self._pooled(tokens))
 
+    @torch.no_grad()
+    def frozen_features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """`features` without autograd, for many sequences scored with fixed weights (the
+        prefixes whose features LeakGAN leaks to its generator): through the lookup
+        tables of the module docstring when they pay off. No dropout either way."""
+        pooled = self._pooled_by_lookup(tokens) if self._lookup_pays_off(tokens.shape[0]) else self._pooled(tokens)
+        return self._highway(pooled)
+
     def _pooled(self, tokens: torch.Tensor) -> torch.Tensor:
         """ReLU of the max-over-time filter responses plus bias: (B, total filters)."""
         x = self.embedding(tokens)  # (B, T, E)

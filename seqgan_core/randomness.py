@@ -23,7 +23,9 @@ other module of seqgan_core or pipelines calls a torch random function itself.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 
@@ -71,3 +73,26 @@ def normal_(tensor: torch.Tensor, mean: float = 0.0, std: float = 1.0,
         return tensor.normal_(mean, std, generator=rng)
     drawn = torch.empty(tensor.shape, dtype=tensor.dtype, device=where).normal_(mean, std, generator=rng)
     return tensor.copy_(drawn)
+
+
+@torch.no_grad()
+def truncated_normal_(tensor: torch.Tensor, std: float, rng: torch.Generator | None = None) -> torch.Tensor:
+    """Fill ``tensor`` in place with N(0, std^2) variates truncated to +-2 std (TF's
+    ``truncated_normal``), by the inverse CDF of one uniform from ``rng`` per element."""
+    lower = 0.5 * (1.0 + math.erf(-2.0 / math.sqrt(2.0)))  # Phi(-2)
+    u = uniform(tensor.shape, rng, device=tensor.device, dtype=tensor.dtype)
+    p = lower + u * (1.0 - 2.0 * lower)  # uniform on (Phi(-2), Phi(2))
+    return tensor.copy_(torch.erfinv(2.0 * p - 1.0) * (math.sqrt(2.0) * std))
+
+
+@contextmanager
+def global_draws_from(rng: torch.Generator | None) -> Iterator[None]:
+    """Run a block whose draws come from torch's global CPU generator (``nn.init`` in the
+    constructor of a module that takes no ``rng``) on a seed drawn from ``rng``, and put
+    the global generator back as it was: the block's draws are then a function of ``rng``
+    alone, and the caller's global stream does not move (with ``rng=None`` the seed itself
+    is one draw from the global generator)."""
+    seed = int(randint(2**62, (1,), rng).item())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
