@@ -142,6 +142,22 @@ def test_the_method_must_train_the_generator_kind() -> None:
     assert parse_params(raw).generator.kind == "rmc"
 
 
+def test_leakgan_trains_its_own_generator_kind_and_only_mle_and_random_share_it() -> None:
+    raw = small()
+    raw["adversarial"]["method"] = "leakgan"
+    message = str(pytest.raises(ParamsError, parse_params, raw).value)
+    assert "adversarial.method: leakgan trains leakgan generators but generator.kind is lstm" in message
+    raw["generator"]["kind"] = "leakgan"
+    message = str(pytest.raises(ParamsError, parse_params, raw).value)
+    assert "comparison.methods: seqgan trains lstm generators but generator.kind is leakgan" in message
+    assert "comparison.methods: mle" not in message
+    raw["comparison"]["methods"] = ["random", "mle", "leakgan"]
+    assert parse_params(raw).generator.leakgan.goal_window == "sliding"
+    raw["generator"]["leakgan"]["step_size"] = 21
+    message = str(pytest.raises(ParamsError, parse_params, raw).value)
+    assert "generator.leakgan.step_size = 21 exceeds oracle.seq_len = 20" in message
+
+
 def test_missing_file_says_how_to_restore(tmp_path: Path) -> None:
     with pytest.raises(ParamsError, match="seqgan profile small"):
         load_params(tmp_path / "params.yaml")
