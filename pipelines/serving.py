@@ -33,23 +33,32 @@ def stop_group(proc: subprocess.Popen, grace_s: float = GRACE_S) -> None:
             return
 
 
+class _Stop(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    # Raise, and wait for the server outside the handler: a wait inside it would meet the
+    # interrupted `proc.wait()`'s lock and never see the server go.
+    raise _Stop(signum)
+
+
 def serve(model_uri: str, *, host: str = "127.0.0.1", port: int = 5001, workers: int = 1) -> int:
     from .tracking import tracking_uri
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri()}
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     proc = subprocess.Popen(
         [executable("mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
          "--host", host, "--port", str(port), "--workers", str(workers)],
         env=env, start_new_session=True,
     )
-
-    def stop(signum: int, frame: object) -> None:
-        stop_group(proc)
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     try:
         return proc.wait()
+    except _Stop as stop:
+        return 128 + stop.signum
     finally:
         stop_group(proc)

@@ -3,6 +3,9 @@ against the tiny pipeline's MLflow store (session fixture `pipeline_repo`)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -57,16 +60,41 @@ def test_generate_names_a_bad_request_without_a_traceback(pipeline_repo: Path, a
     assert "Traceback" not in result.stderr
 
 
-def test_mlflow_models_serve_answers_invocations(pipeline_repo: Path, tmp_path: Path) -> None:
+def post(base: str, rows: list[dict]) -> tuple[int, dict]:
+    body = json.dumps({"dataframe_records": rows}).encode()
+    request = urllib.request.Request(f"{base}/invocations", data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc): `seqgan serve`'s mlflow and its uvicorn."""
+    found: set[int] = set()
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in map(int, children.read_text().split()):
+            found |= {child} | descendants(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie is gone, awaiting its parent
+
+
+def test_seqgan_serve_answers_refuses_with_the_cause_and_stops_cleanly(pipeline_repo: Path, tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [str(BIN / "mlflow"), "models", "serve", "-m", URI, "--env-manager", "local",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=pipeline_repo, env=stage_env(pipeline_repo), stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    exe = BIN / "seqgan"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pipelines.cli"]
+    proc = subprocess.Popen([*cmd, "serve", "--model", URI, "--port", str(port)], cwd=pipeline_repo,
+                            env=stage_env(pipeline_repo), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -80,20 +108,39 @@ def test_mlflow_models_serve_answers_invocations(pipeline_repo: Path, tmp_path: 
             assert time.monotonic() < deadline, f"no /ping in 90 s:\n{(tmp_path / 'serve.log').read_text()[-3000:]}"
             time.sleep(1)
 
-        body = json.dumps({"dataframe_records": [{"n": 2, "temperature": 1.0, "seed": 0}]}).encode()
-        request = urllib.request.Request(f"{base}/invocations", data=body, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            assert response.status == 200
-            payload = json.loads(response.read())
+        status, payload = post(base, [{"n": 2, "temperature": 1.0, "seed": 0}])
+        assert status == 200
         predictions = payload["predictions"]
         assert len(predictions) == 2, payload
         for row in predictions:
             assert_token_ids(row["sequence"])
             assert row["text"] == row["sequence"]
-
         # The same seed gives the same sequences as `seqgan generate`.
         generated = seqgan(pipeline_repo, "generate", "--model", URI, "-n", "2", "--seed", "0")
         assert generated.stdout.splitlines() == [row["sequence"] for row in predictions]
+
+        # A bad request is HTTP 400 naming its cause, with no stack trace (before: "unexpected
+        # error" and the server's stack trace; n = 2.7 was silently served as 2).
+        for rows, cause in (([{"n": 2.7}], "n must be a whole number >= 1, got 2.7"),
+                            ([{"n": -1}], "n must be a whole number >= 1, got -1"),
+                            ([{"n": 60_000}, {"n": 60_000}], "for the whole request (all rows together), got 120000"),
+                            ([{"n": 1, "temperature": 0}], "temperature must be a finite number > 0")):
+            status, payload = post(base, rows)
+            assert status == 400 and cause in payload["message"], payload
+            assert "stack_trace" not in payload and payload["error_code"] == "INVALID_PARAMETER_VALUE"
     finally:
-        stop_process_group(proc)
-        log.close()
+        server = descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)  # as a scheduler or `kill` stops it
+        try:
+            proc.wait(timeout=30)
+        finally:
+            stop_process_group(proc)
+            log.close()
+    # Nothing of the server is left: none of its processes, and nothing listens on the port
+    # (SO_REUSEADDR, as a restarted server binds: closed connections may linger in TIME_WAIT).
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert server and not [pid for pid in server if alive(pid)]
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen()

@@ -181,16 +181,19 @@ def generator_model_class() -> type:
 
 
 def model_signature() -> "ModelSignature":
-    """Input: n (long), optional temperature (double), seed (long), prefix (string).
-    Output: sequence, text (strings)."""
+    """Input: n (a whole number), optional temperature, seed (a whole number), prefix
+    (string). Output: sequence, text (strings)."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
 
+    # n and seed are of any type for MLflow's schema check, which would turn n = 2.7 into 2
+    # as a "long" (and refuse 2 as a "double"); the model refuses anything but whole numbers.
     return ModelSignature(
         inputs=Schema([
-            ColSpec("long", "n"),
+            ColSpec(AnyType(), "n"),
             ColSpec("double", "temperature", required=False),
-            ColSpec("long", "seed", required=False),
+            ColSpec(AnyType(), "seed", required=False),
             ColSpec("string", "prefix", required=False),
         ]),
         outputs=Schema([ColSpec("string", "sequence"), ColSpec("string", "text")]),
