@@ -118,8 +118,8 @@ def interleaved(ctx: StageContext, dataset: Dataset, generator: torch.nn.Module,
     `pretrain_discriminator` passes both on as ``discriminator_pre.pt``: adversarial
     training starts from the D whose features the manager learnt to read."""
     params = ctx.params
-    p, s, dp, m = params.pretrain_generator, params.pretrain_generator.leakgan, params.pretrain_discriminator, \
-        params.methods.leakgan
+    p, dp, m = params.pretrain_generator, params.pretrain_discriminator, params.methods.leakgan
+    s = p.leakgan
     discriminator = build_discriminator(params, dataset).to(ctx.device)
     optimizers, d_optimizer = generator_optimizers(generator, m.lr), adam(discriminator.parameters(), m.d_lr)
     objects = {"model": generator, "optimizer": optimizers, "discriminator": discriminator, "d_optimizer": d_optimizer}
@@ -133,7 +133,7 @@ def interleaved(ctx: StageContext, dataset: Dataset, generator: torch.nn.Module,
                 generator, discriminator, d_optimizer, dataset.train, negatives=dp.negatives, epochs=dp.epochs,
                 batch_size=dp.batch_size, temperature_trick=m.temperature_trick, rng=rngs["rng"])}
             history.append(row)
-            ctx.tracker.log_metrics({k: v for k, v in row.items() if k.startswith("d_")}, step=step + 1)
+            ctx.tracker.log_metrics(pass_metrics(row), step=step + 1)
         else:
             epoch = round_ * s.g_epochs + within - s.d_passes + 1
             stats = pretrain_generator_epoch(generator, optimizers, dataset.train, batch_size=p.batch_size,
@@ -147,7 +147,12 @@ def interleaved(ctx: StageContext, dataset: Dataset, generator: torch.nn.Module,
         checkpoints.save(step + 1, history, objects, rngs)
     last_pass = next(r for r in reversed(history) if "d_pass" in r)
     return history, {"discriminator_optimizer": d_optimizer.state_dict(),
-                     "discriminator_metrics": {k: v for k, v in last_pass.items() if k.startswith("d_")}}
+                     "discriminator_metrics": pass_metrics(last_pass)}
+
+
+def pass_metrics(row: dict) -> dict[str, float]:
+    """A D pass's metrics (`seqgan_core.train.discriminator_round`'s) from its history row."""
+    return {k: v for k, v in row.items() if k not in ("round", "d_pass")}
 
 
 def progress(ctx: StageContext, what: str, start: int, total: int, unit: str) -> tqdm:
