@@ -8,8 +8,9 @@ Resumable from `.checkpoints/`: the checkpoint holds the generator, the discrimi
 method trains (the pretrained SeqGAN CNN, or the method's own: RelGAN's, GSGAN's LSTM, the
 critic's per-token D), whatever the method names in `stateful()` (optimisers, a delayed
 rollout policy) and the random streams. `discriminator_adv.pt` is that discriminator: the
-SeqGAN CNN with the `discriminator` params as its config, or the method's own with its
-class and constructor arguments (``{"class", **config}``) as its config.
+SeqGAN CNN with the `discriminator` params as its config (for ``generator.kind`` leakgan,
+with LeakGAN's pad row: `pipelines.models.build_discriminator` rebuilds either), or the
+method's own with its class and constructor arguments (``{"class", **config}``) as its config.
 
 `train` is also what the method comparison (`pipelines.stages.compare`) runs, for every
 method, writing elsewhere.
