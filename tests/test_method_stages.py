@@ -207,6 +207,6 @@ def test_a_method_refuses_a_pretrained_generator_of_another_kind(repo: Path, kin
 
     # Params refuse seqgan with generator.kind rmc; the stage itself checks the file it loads.
     params = tiny_params(kind="rmc")
-    with pytest.raises(StageError, match=r"seqgan trains lstm generators but models/synthetic/generator_mle.pt is "
-                                         r"an rmc: set generator.kind: lstm and re-run `dvc repro`"):
+    with pytest.raises(StageError, match=r"seqgan trains lstm generators but models/synthetic/generator_mle.pt holds "
+                                         r"a rmc generator: set generator.kind: lstm and re-run `dvc repro`"):
         train(repo / "out", "seqgan", params, discriminator=False)

@@ -89,8 +89,8 @@ def train(ctx: StageContext, dataset: Dataset, method: str, pretrained: Pretrain
         generator = load_generator(pretrained.generator, ctx.device)
     kinds = METHODS[method].generator_kinds
     if generator.kind not in kinds:
-        raise StageError(f"{method} trains {' or '.join(kinds)} generators but {pretrained.generator} is "
-                         f"an {generator.kind}: set generator.kind: {kinds[0]} and re-run `dvc repro`")
+        raise StageError(f"{method} trains {' or '.join(kinds)} generators but {pretrained.generator} holds a "
+                         f"{generator.kind} generator: set generator.kind: {kinds[0]} and re-run `dvc repro`")
     saved_d = load_saved(pretrained.discriminator)
     discriminator = build_discriminator(ctx.params, dataset)
     discriminator.load_state_dict(saved_d["state_dict"])
