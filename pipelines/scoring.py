@@ -71,9 +71,15 @@ class Scorer:
             scores[f"self_bleu{n}"] = self_bleu.mean(n)
         return scores
 
+    def at(self, generator: torch.nn.Module, samples: torch.Tensor, temperature: float = 1.0) -> dict[str, float]:
+        """The generator tempered to ``temperature`` and its ``samples`` (drawn at it): the
+        tempered model's NLL-test and what the samples say."""
+        return {"nll_test": sequence_nll(generator, self.dataset.test, temperature=temperature),
+                **self.of_samples(samples)}
+
     def final(self, generator: torch.nn.Module, samples: torch.Tensor) -> dict[str, float]:
         """The scores `evaluate` reports for a generator and its ``samples`` (temperature 1)."""
-        return {"nll_test": sequence_nll(generator, self.dataset.test), **self.of_samples(samples)}
+        return self.at(generator, samples)
 
     def code_sharpened(self, generator: torch.nn.Module, rng: torch.Generator) -> dict[str, float]:
         """For a LeakGAN generator, `final`'s scores as the official code computes them: of
@@ -82,19 +88,14 @@ class Scorer:
         if generator.kind != "leakgan":
             return {}
         t = 1.0 / CODE_SHARPENING
-        samples = generator.sample(self.e.nll_samples, rng=rng, temperature=t)
-        scores = {"nll_test": sequence_nll(generator, self.dataset.test, temperature=t), **self.of_samples(samples)}
+        scores = self.at(generator, generator.sample(self.e.nll_samples, rng=rng, temperature=t), t)
         return {f"{key}{SHARPENED_SUFFIX}": value for key, value in scores.items()}
 
     def sweep(self, generator: torch.nn.Module, rng: torch.Generator) -> list[dict[str, float]]:
         """One row per `evaluate.temperatures`: ``evaluate.sweep_samples`` samples drawn at t
         and the tempered model's NLL-test. No retraining: temperature only rescales logits."""
-        rows = []
-        for t in self.e.temperatures:
-            samples = generator.sample(self.e.sweep_samples, rng=rng, temperature=t)
-            rows.append({"temperature": t, "nll_test": sequence_nll(generator, self.dataset.test, temperature=t),
-                         **self.of_samples(samples)})
-        return rows
+        return [{"temperature": t, **self.at(generator, generator.sample(self.e.sweep_samples, rng=rng, temperature=t), t)}
+                for t in self.e.temperatures]
 
     def calibration(self) -> dict[str, float | str]:
         """The data scored as generators are: the oracle's own samples (the test split) for
