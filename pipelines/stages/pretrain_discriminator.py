@@ -28,7 +28,8 @@ def pretrain(ctx: StageContext, dataset: Dataset, generator_path: Path, out: Pat
     for round_ in progress:
         negatives = generator.sample(p.negatives, rng=rng)
         metrics = discriminator_round(discriminator, optimizer, dataset.train, negatives,
-                                      epochs=p.epochs, batch_size=p.batch_size, rng=rng)
+                                      epochs=p.epochs, batch_size=p.batch_size, rng=rng,
+                                      execution=ctx.params.execution)
         progress.set_postfix({k: f"{v:.3f}" for k, v in metrics.items()})
         ctx.tracker.log_metrics(metrics, step=round_ + 1)
     save_model(out, discriminator, ctx.params.discriminator.model_dump(), optimizer)
