@@ -5,7 +5,7 @@
   unchanged stage is skipped, not re-run.
 - `retrain_flow`: what the weekly schedule runs: refresh inputs, train, promote.
 - `promotion_flow`: the registry gate for the version the last `evaluate` registered.
-- `comparison_flow`: the method comparison (comparison/dvc.yaml), the same way.
+- `comparison_flow`: the comparison sweep (comparison/dvc.yaml), the same way.
 
 Flows run with no server at all (Prefect's ephemeral mode), against `prefect server
 start`, or on a worker of a work pool (see prefect.yaml and the README).

@@ -8,8 +8,9 @@ Resumable from `.checkpoints/`: the checkpoint holds the generator, the discrimi
 method trains (the pretrained SeqGAN CNN, or the method's own: RelGAN's, GSGAN's LSTM, the
 critic's per-token D), whatever the method names in `stateful()` (optimisers, a delayed
 rollout policy) and the random streams. `discriminator_adv.pt` is that discriminator: the
-SeqGAN CNN with the `discriminator` params as its config, or the method's own with its
-class and constructor arguments (``{"class", **config}``) as its config.
+SeqGAN CNN with the `discriminator` params as its config (for ``generator.kind`` leakgan,
+with LeakGAN's pad row: `pipelines.models.build_discriminator` rebuilds either), or the
+method's own with its class and constructor arguments (``{"class", **config}``) as its config.
 
 `train` is also what the method comparison (`pipelines.stages.compare`) runs, for every
 method, writing elsewhere.
@@ -104,6 +105,8 @@ def train(ctx: StageContext, dataset: Dataset, method: str, pretrained: Pretrain
                              "adversarial.d_optimizer); re-run the stage that wrote it with `dvc repro -f`, "
                              "or set adversarial.d_optimizer: fresh")
         trainer.d_optimizer.load_state_dict(saved_d["optimizer"])
+        for group in trainer.d_optimizer.param_groups:  # the state carries on; the rate is the method's
+            group["lr"] = trainer.discriminator_lr()
     batches = 0 if untrained else a.batches
 
     history: list[dict] = [{"batch": 0, **nll_scores(generator, dataset, a.eval_samples, eval_rng)}]
