@@ -22,9 +22,11 @@ schedule (3,150 of them). The modes:
   masks from the same global generator as eager (inductor's own RNG would draw others);
   the other results differ from eager's by float rounding (fused kernels sum in another
   order).
-* ``auto``: ``cuda_graph`` on CUDA, ``eager`` elsewhere: on 2 CPU cores compiling made
-  the paper's D step slower (benchmarks/README.md). If the capture fails, auto's step
-  runs eagerly from then on, with a note.
+* ``auto``: ``cuda_graph`` on CUDA, ``eager`` elsewhere. On the CPU compiling costs about a
+  minute per process (every stage is one; ~15 s from a warm inductor cache) for a gain
+  that is small and unsettled: the paper's D step was 19% slower compiled at 2 threads
+  (benchmarks/README.md) and 10-22% faster at 1 thread under load. If the capture fails,
+  auto's step runs eagerly from then on, with a note.
 
 Where the device cannot run the mode asked for (``cuda_graph`` off CUDA; ``compiled``
 without its compiler), the steps run eagerly and a one-line `EagerFallback` warning says so.
@@ -157,7 +159,8 @@ def _graphed_step(discriminator: Discriminator, optimizer: torch.optim.Optimizer
     steps = _GRAPHED.setdefault(optimizer, {})
     step = steps.get(batch_shape)
     if step is None or step.discriminator is not discriminator or step.stale():
-        step = steps[batch_shape] = GraphedStep(discriminator, optimizer, batch_shape, fall_back=fall_back)
+        step = steps[batch_shape] = GraphedStep(discriminator, optimizer, batch_shape)
+    step.fall_back = fall_back  # as this round asks
     return step
 
 
