@@ -271,6 +271,8 @@ class Params(Section):
     seed: NonNegativeInt
     device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
     threads: NonNegativeInt = Field(description="torch CPU threads; 0 leaves torch's default")
+    execution: Literal["auto", "eager", "cuda_graph", "compiled"] = Field(
+        description="how D's training steps run (seqgan_core.execution): auto = cuda_graph on CUDA, eager on CPU")
     oracle: OracleParams
     corpus: CorpusParams
     generator: GeneratorParams

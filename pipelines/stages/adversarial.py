@@ -66,7 +66,8 @@ def build_method(name: str, ctx: StageContext, dataset: Dataset, generator: torc
     """The method's object (`seqgan_core.methods.METHODS`) with its settings from params."""
     a, d = ctx.params.adversarial, ctx.params.pretrain_discriminator
     common = Common(batches=a.batches, batch_size=a.batch_size, lr=a.lr, grad_clip=a.grad_clip, d_lr=d.lr,
-                    d_batch_size=d.batch_size, d_epochs=a.d_epochs, d_negatives=a.d_negatives)
+                    d_batch_size=d.batch_size, d_epochs=a.d_epochs, d_negatives=a.d_negatives,
+                    execution=ctx.params.execution)
     cls = METHODS[name]
     settings = cls.Settings.from_dict(getattr(ctx.params.methods, name).model_dump())
     return cls(generator, discriminator, dataset.train, settings, common, rng,

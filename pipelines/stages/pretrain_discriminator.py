@@ -42,7 +42,8 @@ def rounds(ctx: StageContext, dataset: Dataset,
     for round_ in progress:
         negatives = generator.sample(p.negatives, rng=rng)
         metrics = discriminator_round(discriminator, optimizer, dataset.train, negatives,
-                                      epochs=p.epochs, batch_size=p.batch_size, rng=rng)
+                                      epochs=p.epochs, batch_size=p.batch_size, rng=rng,
+                                      execution=ctx.params.execution)
         progress.set_postfix({k: f"{v:.3f}" for k, v in metrics.items()})
         ctx.tracker.log_metrics(metrics, step=round_ + 1)
     return discriminator, optimizer, metrics

@@ -131,7 +131,8 @@ def interleaved(ctx: StageContext, dataset: Dataset, generator: torch.nn.Module,
         if within < s.d_passes:
             row = {"round": round_ + 1, "d_pass": round_ * s.d_passes + within + 1, **discriminator_pass(
                 generator, discriminator, d_optimizer, dataset.train, negatives=dp.negatives, epochs=dp.epochs,
-                batch_size=dp.batch_size, temperature_trick=m.temperature_trick, rng=rngs["rng"])}
+                batch_size=dp.batch_size, temperature_trick=m.temperature_trick, rng=rngs["rng"],
+                execution=params.execution)}
             history.append(row)
             ctx.tracker.log_metrics(pass_metrics(row), step=step + 1)
         else:

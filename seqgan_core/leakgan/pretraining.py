@@ -103,15 +103,17 @@ def pretrain_generator_epoch(generator: LeakGANGenerator, optimizers: GeneratorO
 def discriminator_pass(generator: LeakGANGenerator, discriminator: Discriminator, optimizer: torch.optim.Optimizer,
                        real: torch.Tensor, *, negatives: int = 10_000, epochs: int = 3, batch_size: int = 64,
                        temperature_trick: TemperatureTrick = "none",
-                       rng: torch.Generator | None = None) -> dict[str, float]:
+                       rng: torch.Generator | None = None, execution: str = "eager") -> dict[str, float]:
     """One D pass: ``negatives`` fresh samples of the generator (reading the current D)
     against as many real sequences, ``epochs`` epochs; then the generator reads the
     updated D. The pretraining's D passes and the adversarial phase's are the same. (The
     code draws fresh real sequences from the oracle for every pass; here they are a
-    fresh subset of the training data, as in every method's D round.)"""
+    fresh subset of the training data, as in every method's D round.) ``execution``: how
+    D's steps run (`seqgan_core.execution`)."""
     generator.sync_features(discriminator)
     temperature = code_temperatures(generator.seq_len, train=False) if temperature_trick == "code" else 1.0
     fake = generator.sample(negatives, rng=rng, temperature=temperature)
-    metrics = discriminator_round(discriminator, optimizer, real, fake, epochs=epochs, batch_size=batch_size, rng=rng)
+    metrics = discriminator_round(discriminator, optimizer, real, fake, epochs=epochs, batch_size=batch_size, rng=rng,
+                                  execution=execution)
     generator.sync_features(discriminator)
     return metrics

@@ -139,5 +139,6 @@ class LeakGAN(AdversarialMethod):
         c = self.common
         return discriminator_pass(self.generator, self.discriminator, self.d_optimizer, self.real,
                                   negatives=c.d_negatives, epochs=c.d_epochs, batch_size=c.d_batch_size,
-                                  temperature_trick=self.settings.temperature_trick, rng=self.rng)
+                                  temperature_trick=self.settings.temperature_trick, rng=self.rng,
+                                  execution=c.execution)
 
