@@ -6,7 +6,7 @@ Run from the repository root: ``python benchmarks/bench_core.py [--quick] [--dev
 Scale (SeqGAN's synthetic experiment): batch 64, length 20, vocabulary 5,000, generator
 embedding/hidden 32, N = 16 rollouts, the paper's discriminator (`Discriminator`
 defaults: embedding 64, 1,720 filters of widths 1-10, 15, 20, one highway layer). CPU,
-``torch.set_num_threads(2)``. Each item is timed as the best of a few repeats after a
+``torch.set_num_threads(2)`` (``--threads`` to change). Each item is timed as the best of a few repeats after a
 warm-up. Items:
 
 1. one MLE epoch over 10,000 sequences (batch 64, Adam lr 0.01, clip 5: `mle_epoch`)
@@ -16,7 +16,11 @@ warm-up. Items:
 5. one discriminator epoch over 10,000 real + 10,000 generated sequences
    (batch 64, Adam 1e-4: `discriminator_round(..., epochs=1)`) with the optimiser the
    pipeline uses (`seqgan_core.train.adam`, PyTorch's fused Adam), and for information
-   the same epoch with the default ``torch.optim.Adam`` (row "D epoch*")
+   the same epoch with the default ``torch.optim.Adam`` (row "D epoch*"), and the same
+   epoch with the step run another way (`seqgan_core.execution`): "D epoch, compiled"
+   (`torch.compile`, CPU and CUDA) and, on CUDA, "D epoch, graph" (one CUDA graph per
+   step); the first round of each (compile, or capture after 3 uncaptured steps) is
+   timed apart and printed in its note
 
 ``--quick`` runs one or two repeats, our MLE and D epochs on 1/2 and 1/8 of the data and
 the reference on small fractions (all extrapolated, and labelled so) in under a minute.
@@ -25,7 +29,9 @@ the reference on small fractions (all extrapolated, and labelled so) in under a 
 bracketed by ``torch.cuda.synchronize()``; the yardstick is the GPU's own 1024^3 matmul;
 the CPU-only operator profile of sampling is skipped). Every run ends with the projected
 wall time of the full paper schedule on the device it ran on (`paper_schedule_seconds`)
-and the line ``D epoch / matmuls-alone bound: X.XXx``.
+and the line ``D epoch / matmuls-alone bound: X.XXx``, both for the D epoch of the mode
+the pipeline's ``execution: auto`` picks on that device (eager on the CPU, the CUDA graph
+on CUDA); on CUDA also the eager D epoch over each faster mode's.
 
 The REFERENCE (classes ``Ref*`` below) has the structure of the authors' code and the
 common PyTorch ports: `nn.LSTM` + `log_softmax` for MLE; sampling one step at a time
@@ -77,11 +83,12 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from seqgan_core import Discriminator, Generator, Oracle, rollout  # noqa: E402
+from seqgan_core.execution import compiler_missing, resolve  # noqa: E402
 from seqgan_core.train import adam, discriminator_round, mle_epoch, seqgan_generator_step  # noqa: E402
 
 B, T, V, EMB, HID, N = 64, 20, 5000, 32, 32, 16
 NUM_SEQ = 10_000
-THREADS = 2
+THREADS = 2  # --threads
 SEED = 0
 
 # Public-port figures on these 2 cores (REFERENCE.md / the issue), printed for context.
@@ -436,6 +443,8 @@ def main() -> None:
                         help="fewer repeats; our MLE and D epochs on 1/2 and 1/8, the reference on small fractions (< 1 min)")
     parser.add_argument("--device", default="cpu",
                         help="cpu (default) or cuda[:N]: where the models, ours and the reference's, run")
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help=f"torch CPU threads (default {THREADS}; 1 on a machine others share)")
     args = parser.parse_args()
     quick = args.quick
     global DEVICE
@@ -445,7 +454,7 @@ def main() -> None:
     if DEVICE.type not in ("cpu", "cuda"):
         raise SystemExit(f"--device {args.device}: only cpu and cuda[:N] are benchmarked")
     on_gpu = DEVICE.type == "cuda"
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
     wall_start = time.perf_counter()
 
@@ -459,7 +468,7 @@ def main() -> None:
 
     where = f"{DEVICE} ({torch.cuda.get_device_name(DEVICE)})" if on_gpu else "cpu"
     print(f"seqgan_core benchmark{' (--quick)' if quick else ''} on {where}: B {B}, T {T}, V {V}, emb/hidden {EMB}, "
-          f"N {N} rollouts, paper discriminator; torch {torch.__version__}, {THREADS} CPU threads "
+          f"N {N} rollouts, paper discriminator; torch {torch.__version__}, {args.threads} CPU threads "
           f"({os.cpu_count()} CPUs visible), python {platform.python_version()}")
     load = os.getloadavg()[0]
     print(f"load average at start: {load:.2f}" + ("  (WARNING: above 0.5, timings are unreliable)" if load > 0.5 else ""))
@@ -565,11 +574,17 @@ def main() -> None:
     d_batches = 2 * NUM_SEQ // B
     d_scale = d_batches / (2 * d_rows // B)
 
-    def d_epoch(optimizer: torch.optim.Optimizer) -> float:
-        """Best time of our D epoch (extrapolated from 1/d_epoch_share of it in --quick)."""
+    first_round: dict[str, float] = {}  # seconds of each execution's warm-up round
+
+    def d_epoch(optimizer: torch.optim.Optimizer, execution: str = "eager") -> float:
+        """Best time of our D epoch (extrapolated from 1/d_epoch_share of it in --quick),
+        its step run as ``execution`` says, after a warm-up round (timed: `first_round`)."""
+        first_round[execution] = elapsed(lambda: discriminator_round(
+            D, optimizer, positives[:640], negatives[:640], epochs=1, execution=execution))
         return d_scale * best_of(
-            lambda: discriminator_round(D, optimizer, positives[:d_rows], negatives[:d_rows], epochs=1, rng=seeded(14)),
-            reps["depoch"], warmup=lambda: discriminator_round(D, optimizer, positives[:640], negatives[:640], epochs=1))
+            lambda: discriminator_round(D, optimizer, positives[:d_rows], negatives[:d_rows], epochs=1, rng=seeded(14),
+                                        execution=execution),
+            reps["depoch"], warmup=lambda: None)
 
     d_opt = adam(D.parameters(), 1e-4)  # what the pipeline's stages use
     t_depoch = d_epoch(d_opt)
@@ -592,6 +607,20 @@ def main() -> None:
     record("D epoch*", t_foreach, None, "* the same D epoch with the default torch.optim.Adam" + ours_note,
            foreach_split)
     flops["D epoch*"] = flops["D epoch"]
+    # The same epoch with the step captured or compiled (seqgan_core.execution), each with a
+    # fresh fused Adam: "graph" is one CUDA graph per step, CUDA only.
+    for mode, row in (("cuda_graph", "D epoch, graph"), ("compiled", "D epoch, compiled")):
+        missing = compiler_missing(DEVICE) if mode == "compiled" else (None if on_gpu else "CUDA only")
+        if missing:
+            print(f"  {row}: not measured ({missing})", flush=True)
+            continue
+        t_mode = d_epoch(adam(D.parameters(), 1e-4), mode)
+        record(row, t_mode, None, f"execution {mode}; its first round of 20 steps took {first_round[mode]:.1f} s "
+               f"({'compiling' if mode == 'compiled' else 'capture after 3 uncaptured steps'})" + ours_note,
+               f"eager D epoch / this: {t_depoch / t_mode:.2f}x")
+        flops[row] = flops["D epoch"]
+    chosen = resolve("auto", DEVICE)  # what the pipeline's `execution: auto` runs here
+    chosen_row = {"eager": "D epoch", "cuda_graph": "D epoch, graph", "compiled": "D epoch, compiled"}[chosen]
     t_matmuls = d_batches * d_step_matmul_seconds(D)
     print(f"  D epoch's matmuls alone (the same shapes, nothing between them): {t_matmuls:.3f} s", flush=True)
 
@@ -601,7 +630,7 @@ def main() -> None:
     # ------------------------------------------------------------ report
     print(f"matmul rate at the end: {rate_end / 1e9:.1f} GFLOP/s; the larger, {rate / 1e9:.1f} GFLOP/s, is the yardstick")
     print()
-    header = (f"{'item':<11} {'time s':>8} {'ref s':>8} {'speed-up':>9} {'GFLOP':>7} {'GFLOP/s':>8} "
+    header = (f"{'item':<17} {'time s':>8} {'ref s':>8} {'speed-up':>9} {'GFLOP':>7} {'GFLOP/s':>8} "
               f"{'of mm':>6} {'public port':>12}")
     print(header)
     print("-" * len(header))
@@ -609,14 +638,14 @@ def main() -> None:
         gf = flops[name] / 1e9
         public = f"{PUBLIC_PORT[name]:.0f} s" if name in PUBLIC_PORT and not on_gpu else "-"  # CPU figures
         ref = f"{r['ref']:8.2f} {r['ref'] / r['t']:8.1f}x" if r["ref"] is not None else f"{'-':>8} {'-':>9}"
-        print(f"{name:<11} {r['t']:8.3f} {ref} {gf:7.1f} {gf / r['t']:8.1f} {flops[name] / r['t'] / rate:6.0%} {public:>12}")
+        print(f"{name:<17} {r['t']:8.3f} {ref} {gf:7.1f} {gf / r['t']:8.1f} {flops[name] / r['t'] / rate:6.0%} {public:>12}")
     print()
     print("what dominates (timed splits in this process; sampling by torch.profiler self time):")
     for name, r in results.items():
-        print(f"  {name:<11} {r['dominant']}")
+        print(f"  {name:<17} {r['dominant']}")
     print("how the reference was timed:")
     for name, r in results.items():
-        print(f"  {name:<11} {r['note']}")
+        print(f"  {name:<17} {r['note']}")
     print()
     print(f"FLOPs: generator token step 2*(E+H)*4H + 2*H*V = {lstm_step_flops():,} + {2 * HID * V:,}; "
           f"D forward per sequence sum_k 2*(T-k+1)*k*E*n_k + 2*2*F^2 + 2*F*2 = {conv_f / 1e6:.2f} + "
@@ -648,15 +677,28 @@ def main() -> None:
     for label, ok, value in checks:
         print(f"{'PASS' if ok else 'MISS'}  {label}: {value}")
     print(f"      (the D epoch's matmuls alone, at its shapes: {flops['D epoch'] / t_matmuls / rate:.0%} of the "
-          f"matmul rate, {t_matmuls / results['D epoch']['t']:.0%} of the epoch's time)")
-    print(f"D epoch / matmuls-alone bound: {results['D epoch']['t'] / t_matmuls:.2f}x "
-          f"(target <= {D_EPOCH_MAX_BOUND_RATIO:.2f}x: {'PASS' if results['D epoch']['t'] / t_matmuls <= D_EPOCH_MAX_BOUND_RATIO else 'MISS'})")
-    projected = paper_schedule_seconds(results["MLE epoch"]["t"], results["sample 10k"]["t"], results["D epoch"]["t"],
-                                       results["g-step"]["t"])
+          f"matmul rate, {t_matmuls / results['D epoch']['t']:.0%} of the eager epoch's time)")
+    bound = results[chosen_row]["t"] / t_matmuls
+    others = ", ".join(f"{row.removeprefix('D epoch').strip(', ') or 'eager'} {r['t'] / t_matmuls:.2f}x"
+                       for row, r in results.items() if row.startswith("D epoch") and row not in (chosen_row, "D epoch*"))
+    print(f"D epoch / matmuls-alone bound: {bound:.2f}x (execution {chosen}, the pipeline's auto on {DEVICE.type}; "
+          f"target <= {D_EPOCH_MAX_BOUND_RATIO:.2f}x: {'PASS' if bound <= D_EPOCH_MAX_BOUND_RATIO else 'MISS'}; "
+          f"other executions: {others or 'none measured'})")
+    for row in ("D epoch, graph", "D epoch, compiled"):
+        if row in results:
+            print(f"D epoch eager / {row.removeprefix('D epoch, ')}: {results['D epoch']['t'] / results[row]['t']:.2f}x")
+
+    def projection(d_epoch_s: float) -> float:
+        return paper_schedule_seconds(results["MLE epoch"]["t"], results["sample 10k"]["t"], d_epoch_s,
+                                      results["g-step"]["t"])
+
+    projected = projection(results[chosen_row]["t"])
     print(f"projected full paper schedule on {where}: {projected:,.0f} s = {hours_minutes(projected)} "
           f"({PAPER_MLE_EPOCHS} MLE epochs + {PAPER_D_ROUNDS} x (sample 10,000 + {PAPER_D_EPOCHS} D epochs) + "
           f"{PAPER_ADV_BATCHES} x (g-step + {PAPER_D_STEPS} x (sample 10,000 + {PAPER_D_EPOCHS} D epochs)); "
-          "evaluation, I/O and tracking not included)")
+          f"with D epochs run as execution {chosen}; evaluation, I/O and tracking not included)")
+    if chosen != "eager":
+        print(f"  (with eager D epochs: {hours_minutes(projection(results['D epoch']['t']))})")
     if on_gpu:
         print(f"{'PASS' if projected <= PAPER_RUN_GPU_GOAL_S else 'MISS'}  full paper run <= "
               f"{PAPER_RUN_GPU_GOAL_S / 60:.0f} min on one GPU: {hours_minutes(projected)}")

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # `make gpu-check`: what a GPU node runs as it is, in at most 8 minutes on one GPU.
-#   1. the CUDA-marked tests (`pytest -m cuda`: tests/test_cuda.py), at most 300 s;
+#   1. the CUDA-marked tests (`pytest -m cuda`: tests/test_cuda.py, including D's step as
+#      a CUDA graph and compiled against eager), at most 300 s;
 #   2. benchmarks/bench_core.py --device cuda at the paper's scale (g-step, sampling
-#      10,000, D epoch, MLE epoch, each against the in-process reference), with the
-#      projected wall time of the full paper schedule, at most 170 s.
+#      10,000, D epoch, MLE epoch, each against the in-process reference; the D epoch also
+#      as a CUDA graph and compiled, with its first round's capture / compile time), with
+#      the projected wall time of the full paper schedule, at most 170 s.
 # Without CUDA it says so and exits 0 (the CPU suite and CI do not run this).
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -51,11 +51,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
+    from .config import load_params
     from .executables import executable
     from .sweep import parse_methods, parse_seeds, run, widen
 
     if args.methods or args.seeds:
-        widen(parse_methods(args.methods) if args.methods else None, parse_seeds(args.seeds) if args.seeds else None)
+        methods = parse_methods(args.methods, load_params().generator.kind) if args.methods else None
+        widen(methods, parse_seeds(args.seeds) if args.seeds else None)
     code = run(executable("dvc"))
     if code == 0:
         print("sweep done: comparison/results.md (the answer), summary.md, frontier_<experiment>.png")
@@ -128,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("sweep", help="run the comparison sweep (comparison/dvc.yaml) with progress")
-    p.add_argument("--methods", help="'all', or a comma-separated list (mle is always included); "
+    p.add_argument("--methods", help="'all' (every method that trains generator.kind), or a comma-separated list "
+                                     "(mle is always included); "
                                      "sets comparison.methods in params.yaml first")
     p.add_argument("--seeds", help="a count (5 = seeds 0-4) or a comma-separated list; sets comparison.seeds first")
     p.set_defaults(func=cmd_sweep)

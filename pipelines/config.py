@@ -97,24 +97,47 @@ class RMCParams(Section):
     layer_norm: Literal["joint", "row"] = Field(description="joint: the official code's TF layer_norm; row: Sonnet's")
 
 
+class LeakGANParams(Section):
+    """LeakGAN's manager and worker (`seqgan_core.leakgan`), built when ``generator.kind`` is
+    leakgan; the discriminator whose features it reads has the `discriminator` section's sizes."""
+
+    goal_size: PositiveInt = Field(description="k: width of the worker's goal embedding")
+    step_size: PositiveInt = Field(description="c: the steps a goal spans")
+    goal_window: Literal["sliding", "segment"] = Field(
+        description="sliding: the paper's goal (the last c sub-goals, every step); segment: the code's (held c steps)")
+
+
 class GeneratorParams(Section):
     """The generator pretrain_generator builds (`seqgan_core.generators` kinds); every
     adversarial method trains it, so `adversarial.method` must train this kind."""
 
     kind: GeneratorKind
     emb_dim: PositiveInt
-    hidden_dim: PositiveInt = Field(description="the LSTM's")
-    init_std: PositiveFloat = Field(description="the LSTM's weights ~ N(0, init_std^2)")
+    hidden_dim: PositiveInt = Field(description="the LSTM's; LeakGAN's manager and worker")
+    init_std: PositiveFloat = Field(description="the LSTM's and LeakGAN's weights ~ N(0, init_std^2)")
     rmc: RMCParams
+    leakgan: LeakGANParams
+
+
+class LeakGANPretrainParams(Section):
+    """LeakGAN's interleaved pretraining (``generator.kind`` leakgan), which replaces the MLE
+    epochs and the D rounds: ``rounds`` x (``d_passes`` D passes, then ``g_epochs`` epochs of
+    the manager's goal loss and the worker's MLE). D passes are pretrain_discriminator's
+    rounds (negatives, epochs, batch_size); the rates are ``methods.leakgan``'s."""
+
+    rounds: PositiveInt
+    d_passes: PositiveInt = Field(description="D passes at the start of each round")
+    g_epochs: PositiveInt = Field(description="generator epochs after them")
 
 
 class PretrainGeneratorParams(Section):
-    epochs: PositiveInt
+    epochs: PositiveInt = Field(description="MLE epochs (lstm, rmc; leakgan: `leakgan`)")
     batch_size: PositiveInt
-    lr: PositiveFloat
+    lr: PositiveFloat = Field(description="lstm, rmc (leakgan: methods.leakgan.lr)")
     grad_clip: Annotated[float, Field(ge=0)]
     eval_every: PositiveInt
     eval_samples: PositiveInt
+    leakgan: LeakGANPretrainParams
 
 
 class DiscriminatorParams(Section):
@@ -248,6 +271,8 @@ class Params(Section):
     seed: NonNegativeInt
     device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
     threads: NonNegativeInt = Field(description="torch CPU threads; 0 leaves torch's default")
+    execution: Literal["auto", "eager", "cuda_graph", "compiled"] = Field(
+        description="how D's training steps run (seqgan_core.execution): auto = cuda_graph on CUDA, eager on CPU")
     oracle: OracleParams
     corpus: CorpusParams
     generator: GeneratorParams
@@ -283,6 +308,17 @@ class Params(Section):
                         f"{key}: {method} trains {' or '.join(kinds)} generators but generator.kind is "
                         f"{self.generator.kind}; set generator.kind: {kinds[0]} or leave {method} out"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _goals_fit(self) -> "Params":
+        if self.generator.kind != "leakgan":
+            return self
+        step = self.generator.leakgan.step_size
+        for key, length in {"oracle.seq_len": self.oracle.seq_len, "corpus.max_len": self.corpus.max_len}.items():
+            if step > length:
+                raise ValueError(f"generator.leakgan.step_size = {step} exceeds {key} = {length}; a goal must span "
+                                 "at most one sequence")
         return self
 
     @model_validator(mode="after")

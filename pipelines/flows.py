@@ -5,7 +5,7 @@
   unchanged stage is skipped, not re-run.
 - `retrain_flow`: what the weekly schedule runs: refresh inputs, train, promote.
 - `promotion_flow`: the registry gate for the version the last `evaluate` registered.
-- `comparison_flow`: the method comparison (comparison/dvc.yaml), the same way;
+- `comparison_flow`: the comparison sweep (comparison/dvc.yaml), the same way;
   `pipelines.sweep_flows.sweep_flow` fans it out to a work pool's workers instead.
 
 Flows run with no server at all (Prefect's ephemeral mode), against `prefect server

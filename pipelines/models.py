@@ -9,6 +9,7 @@ import torch
 
 from seqgan_core import Discriminator, Generator
 from seqgan_core.generators import checkpoint_of, from_checkpoint
+from seqgan_core.leakgan import LeakGANGenerator, leakgan_discriminator
 from seqgan_core.rmc import RelationalMemoryGenerator
 
 from .config import Params
@@ -22,17 +23,28 @@ def build_generator(params: Params, dataset: Dataset) -> torch.nn.Module:
     if g.kind == "rmc":
         return RelationalMemoryGenerator(dataset.vocab_size, g.emb_dim, g.rmc.mem_slots, g.rmc.num_heads,
                                          g.rmc.head_size, dataset.seq_len, dataset.start_token, g.rmc.layer_norm)
+    if g.kind == "leakgan":
+        d = params.discriminator
+        return LeakGANGenerator(dataset.vocab_size, dataset.seq_len, g.emb_dim, g.hidden_dim, g.leakgan.goal_size,
+                                g.leakgan.step_size, dataset.start_token, g.leakgan.goal_window, d.emb_dim,
+                                d.filter_sizes, d.num_filters, g.init_std)
     return Generator(dataset.vocab_size, g.emb_dim, g.hidden_dim, dataset.seq_len, dataset.start_token, g.init_std)
 
 
 def build_discriminator(params: Params, dataset: Dataset) -> Discriminator:
+    """The pretrained discriminator's architecture: SeqGAN's CNN from the `discriminator`
+    params; for ``generator.kind`` leakgan the same CNN with LeakGAN's pad row
+    (`seqgan_core.leakgan.leakgan_discriminator`), whose features the generator reads."""
     d = params.discriminator
-    return Discriminator(dataset.vocab_size, dataset.seq_len, d.emb_dim, d.filter_sizes, d.num_filters, d.dropout,
-                         d.l2_reg, init=d.init)
+    build = leakgan_discriminator if params.generator.kind == "leakgan" else Discriminator
+    return build(dataset.vocab_size, dataset.seq_len, d.emb_dim, d.filter_sizes, d.num_filters, d.dropout, d.l2_reg,
+                 init=d.init)
 
 
-def save_generator(path: Path, generator: torch.nn.Module) -> None:
-    save_torch(path, checkpoint_of(generator))
+def save_generator(path: Path, generator: torch.nn.Module, **extra: Any) -> None:
+    """The generator's checkpoint, with ``extra`` entries beside it (which `load_generator`
+    and `seqgan_core.generators.from_checkpoint` leave alone)."""
+    save_torch(path, {**checkpoint_of(generator), **extra})
 
 
 def load_generator(path: Path, device: torch.device) -> torch.nn.Module:

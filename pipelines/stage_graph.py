@@ -15,7 +15,7 @@ PIPELINE_FILES = {"training": "dvc.yaml", "comparison": "comparison/dvc.yaml"}
 
 @dataclass(frozen=True)
 class StageNode:
-    name: str  # DVC's address: "pretrain_generator@real", "comparison/dvc.yaml:compare@real-mle"
+    name: str  # DVC's address: "pretrain_generator@real", "comparison/dvc.yaml:train@real-mle-0"
     upstream: tuple[str, ...]  # stages whose outputs this one reads
     pipeline: str = "training"
 

@@ -12,13 +12,18 @@ import sys
 import time
 from pathlib import Path
 
-from .config import METHODS, PARAMS_FILE, ParamsError, parse_params, _read_yaml
+from seqgan_core.methods import METHODS as METHOD_TABLE
+
+from .config import PARAMS_FILE, ParamsError, parse_params, _read_yaml
 
 _STAGE_LINE = re.compile(r"^(Running stage|Stage) '([^']+)'")
 
 
-def parse_methods(text: str) -> list[str]:
-    return list(METHODS) if text == "all" else [m.strip() for m in text.split(",") if m.strip()]
+def parse_methods(text: str, generator_kind: str) -> list[str]:
+    """"all" = every method that trains ``generator_kind`` (the params' generator.kind); or a list."""
+    if text == "all":
+        return [name for name, cls in METHOD_TABLE.items() if generator_kind in cls.generator_kinds]
+    return [m.strip() for m in text.split(",") if m.strip()]
 
 
 def parse_seeds(text: str) -> list[int]:

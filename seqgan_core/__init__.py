@@ -1,4 +1,4 @@
-"""seqgan_core: the science of SeqGAN and MaliGAN in plain PyTorch.
+"""seqgan_core: the science of SeqGAN, MaliGAN and LeakGAN in plain PyTorch.
 
 Imports torch and numpy only (no pipeline, tracking or orchestration code), so every
 piece can be used from a notebook:
@@ -10,6 +10,7 @@ piece can be used from a notebook:
     rewards = rollout(G, D, G.sample(64), n_rollouts=16)
 """
 from .discriminator import Discriminator
+from .leakgan import LeakGANGenerator
 from .lstm import LSTMLanguageModel
 from .oracle import Oracle, sequence_nll
 from .rollout import DelayedPolicy, rollout
@@ -23,6 +24,7 @@ __all__ = [
     "Discriminator",
     "Generator",
     "LSTMLanguageModel",
+    "LeakGANGenerator",
     "Oracle",
     "TrainingDiverged",
     "rollout",

@@ -11,11 +11,15 @@ from typing import Any
 
 import torch
 
+from .leakgan.generator import LeakGANGenerator
 from .lstm import LSTMLanguageModel
 from .rmc import RelationalMemoryGenerator
 
-# "lstm": SeqGAN's generator (every method's); "rmc": RelGAN's relational memory.
-GENERATORS: dict[str, type[torch.nn.Module]] = {cls.kind: cls for cls in (LSTMLanguageModel, RelationalMemoryGenerator)}
+# "lstm": SeqGAN's generator (every method's); "rmc": RelGAN's relational memory;
+# "leakgan": LeakGAN's manager and worker, with its copy of D's feature extractor.
+GENERATORS: dict[str, type[torch.nn.Module]] = {
+    cls.kind: cls for cls in (LSTMLanguageModel, RelationalMemoryGenerator, LeakGANGenerator)
+}
 
 
 def checkpoint_of(generator: torch.nn.Module) -> dict[str, Any]:

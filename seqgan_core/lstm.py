@@ -21,7 +21,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from . import randomness
-from .sampling import LOG2E, check_temperature, sample_log2_weights
+from .sampling import LOG2E, check_temperature, place_prefix, sample_log2_weights
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -31,6 +31,28 @@ _SOFTMAX_CHUNK_ROWS = 128
 # exp2 needs no max shift while every row's largest base-2 logit is within +-86 (see
 # seqgan_core.sampling._SAFE_EXP2_RANGE: no overflow, no all-zero row).
 _SAFE_EXP2_RANGE = 86.0
+
+
+def lstm_cell(gates_x: torch.Tensor, state: State, U: torch.Tensor) -> State:
+    """One step of the authors' LSTM cell: gate blocks i, f, o, c (candidate) along the
+    last axis, from the input projection ``gates_x = x @ W + b`` (R, 4H) and (h, c)."""
+    h, c = state
+    gates = torch.addmm(gates_x, h, U)
+    H = U.shape[0]
+    i, f, o = torch.sigmoid(gates[:, : 3 * H]).chunk(3, dim=1)
+    c = torch.addcmul(f * c, i, torch.tanh(gates[:, 3 * H :]))
+    return o * torch.tanh(c), c
+
+
+def lstm_states(gates_x: torch.Tensor, U: torch.Tensor, state: State) -> State:
+    """`lstm_cell` over the steps of ``gates_x`` (B, T, 4H) from ``state``: every step's
+    (h, c), each (B, T, H)."""
+    hs, cs = [], []
+    for t in range(gates_x.shape[1]):
+        state = lstm_cell(gates_x[:, t], state, U)
+        hs.append(state[0])
+        cs.append(state[1])
+    return torch.stack(hs, dim=1), torch.stack(cs, dim=1)
 
 
 class _TokenLogProbs(torch.autograd.Function):
@@ -139,12 +161,7 @@ class LSTMLanguageModel(nn.Module):
 
     def _cell(self, gates_x: torch.Tensor, state: State) -> State:
         """One LSTM update from the input projection ``x @ W + b`` and (h, c)."""
-        h, c = state
-        gates = torch.addmm(gates_x, h, self.U)
-        H = self.hidden_dim
-        i, f, o = torch.sigmoid(gates[:, : 3 * H]).chunk(3, dim=1)
-        c = torch.addcmul(f * c, i, torch.tanh(gates[:, 3 * H :]))
-        return o * torch.tanh(c), c
+        return lstm_cell(gates_x, state, self.U)
 
     def advance(self, prev_tokens: torch.Tensor, state: State) -> State:
         """Read one token per row and return the new (h, c); logits are left to the caller,
@@ -190,17 +207,10 @@ class LSTMLanguageModel(nn.Module):
         return torch.cat([start, tokens[:, :-1]], dim=1)
 
     def _teacher_forced_states(self, tokens: torch.Tensor) -> State:
-        B, T = tokens.shape
         prev = self._previous_tokens(tokens)
         # The input projection of all steps in one matmul; only h @ U is sequential.
         gates_x = F.embedding(prev, self.embedding) @ self.W + self.b  # (B, T, 4H)
-        state = self.initial_state(B)
-        hs, cs = [], []
-        for t in range(T):
-            state = self._cell(gates_x[:, t], state)
-            hs.append(state[0])
-            cs.append(state[1])
-        return torch.stack(hs, dim=1), torch.stack(cs, dim=1)
+        return lstm_states(gates_x, self.U, self.initial_state(tokens.shape[0]))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (B, T, V)."""
@@ -291,14 +301,7 @@ class LSTMLanguageModel(nn.Module):
         (the numbers a step-by-step draw takes), and moved to the device in one copy.
         """
         out = torch.empty(n, self.seq_len, dtype=torch.long, device=self.device)
-        fixed = 0
-        if prefix is not None:
-            prefix = prefix.to(self.device)
-            prefix = prefix.expand(n, -1) if prefix.dim() == 1 else prefix
-            fixed = prefix.shape[1]
-            if fixed > self.seq_len or prefix.shape[0] != n:
-                raise ValueError(f"prefix of shape {tuple(prefix.shape)} does not fit {n} x {self.seq_len}")
-            out[:, :fixed] = prefix
+        fixed = place_prefix(out, prefix)
         state = self.initial_state(n)
         uniforms = randomness.uniform((self.seq_len - fixed, n, 1), rng, device=self.device, dtype=state[0].dtype)
         prev = torch.full((n,), self.start_token, dtype=torch.long, device=self.device)

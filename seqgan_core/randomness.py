@@ -23,7 +23,8 @@ other module of seqgan_core or pipelines calls a torch random function itself.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 
@@ -101,3 +102,16 @@ def trunc_normal_(tensor: torch.Tensor, std: float, rng: torch.Generator | None 
 def uniform_(tensor: torch.Tensor, low: float, high: float, rng: torch.Generator | None = None) -> torch.Tensor:
     """Fill ``tensor`` with U[low, high) variates drawn from ``rng``."""
     return tensor.copy_(uniform(tensor.shape, rng, device=tensor.device, dtype=tensor.dtype).mul_(high - low).add_(low))
+
+
+@contextmanager
+def global_draws_from(rng: torch.Generator | None) -> Iterator[None]:
+    """Run a block whose draws come from torch's global CPU generator (``nn.init`` in the
+    constructor of a module that takes no ``rng``) on a seed drawn from ``rng``, and put
+    the global generator back as it was: the block's draws are then a function of ``rng``
+    alone, and the caller's global stream does not move (with ``rng=None`` the seed itself
+    is one draw from the global generator)."""
+    seed = int(randint(2**62, (1,), rng).item())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

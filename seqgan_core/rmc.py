@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import randomness
-from .sampling import check_temperature, sample_categorical
+from .sampling import check_temperature, place_prefix, sample_categorical
 
 LAYER_NORMS = ("joint", "row")
 _LAYER_NORM_EPS = 1e-12  # TF's layer_norm variance epsilon
@@ -180,14 +180,7 @@ class RelationalMemoryGenerator(nn.Module):
         all drawn from ``rng`` at once in step order (as `LSTMLanguageModel.sample`)."""
         check_temperature(temperature)
         out = torch.empty(n, self.seq_len, dtype=torch.long, device=self.device)
-        fixed = 0
-        if prefix is not None:
-            prefix = prefix.to(self.device)
-            prefix = prefix.expand(n, -1) if prefix.dim() == 1 else prefix
-            fixed = prefix.shape[1]
-            if fixed > self.seq_len or prefix.shape[0] != n:
-                raise ValueError(f"prefix of shape {tuple(prefix.shape)} does not fit {n} x {self.seq_len}")
-            out[:, :fixed] = prefix
+        fixed = place_prefix(out, prefix)
         uniforms = randomness.uniform((self.seq_len - fixed, n, 1), rng, device=self.device, dtype=self.embedding.dtype)
         memory, previous = self.initial_state(n), self._start(n)
         for t in range(self.seq_len):

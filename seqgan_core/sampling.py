@@ -92,6 +92,20 @@ def sample_log2_weights(
     return _inverse_cdf(log2_weights, num_samples, rng, uniforms)
 
 
+def place_prefix(out: torch.Tensor, prefix: torch.Tensor | None) -> int:
+    """Write ``prefix`` (P,) or (n, P) into the first P columns of the (n, T) sample buffer
+    ``out`` and return P (0 without a prefix): the tokens a sampler keeps fixed."""
+    if prefix is None:
+        return 0
+    n, seq_len = out.shape
+    prefix = prefix.to(out.device)
+    prefix = prefix.expand(n, -1) if prefix.dim() == 1 else prefix
+    if prefix.shape[1] > seq_len or prefix.shape[0] != n:
+        raise ValueError(f"prefix of shape {tuple(prefix.shape)} does not fit {n} x {seq_len}")
+    out[:, : prefix.shape[1]] = prefix
+    return prefix.shape[1]
+
+
 def check_temperature(temperature: float) -> None:
     """A temperature is a finite number > 0 (NaN would pass a plain ``<= 0`` test)."""
     if not (math.isfinite(temperature) and temperature > 0):

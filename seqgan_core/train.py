@@ -83,13 +83,19 @@ def _apply(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, grad_cl
     """Check the loss, backpropagate, clip and step. A non-finite loss or gradient raises
     before the optimiser moves, so the model in memory is still the last good one."""
     value = check_finite(what, loss.item())
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    # Global-norm clipping over all parameters, like TF's clip_by_global_norm.
-    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
+    norm = backward_and_clip(optimizer, loss, params, grad_clip)
     check_finite(f"{what} gradient norm", norm.item())
     optimizer.step()
     return value
+
+
+def backward_and_clip(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, grad_clip: float) -> torch.Tensor:
+    """Fresh gradients of ``loss``, clipped; returns their global norm as a tensor (no host
+    sync: `seqgan_core.execution` captures this in a CUDA graph)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    # Global-norm clipping over all parameters, like TF's clip_by_global_norm.
+    return torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
 
 
 def mle_step(generator: LSTMLanguageModel, optimizer: torch.optim.Optimizer, batch: torch.Tensor,
@@ -128,19 +134,19 @@ def discriminator_round(
     epochs: int = 3,
     batch_size: int = 64,
     rng: torch.Generator | None = None,
+    execution: str = "eager",
 ) -> dict[str, float]:
     """Train D for ``epochs`` passes over real (label 1) and generated (label 0) sequences.
 
     The caller draws fresh ``negatives`` for every round, as the paper does; the classes
     are balanced as `balanced_round` says. Returns the mean loss and the accuracy of the
-    last epoch.
+    last epoch. ``execution`` says how each training step runs: "eager", "cuda_graph",
+    "compiled" or "auto" (`seqgan_core.execution`); the results are eager's up to float
+    rounding.
     """
-    def update(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-        logits = discriminator(x)
-        loss = discriminator.loss_from_logits(logits, y)
-        value = _apply(optimizer, loss, list(discriminator.parameters()), 0.0, "discriminator loss")
-        return value, (logits.argmax(1) == y).sum().item()
+    from .execution import discriminator_update  # here, not at the top: it builds on _apply
 
+    update = discriminator_update(discriminator, optimizer, (batch_size, positives.shape[1]), execution)
     discriminator.train()
     return balanced_round(positives, negatives, update, epochs=epochs, batch_size=batch_size, rng=rng,
                           device=discriminator.out.weight.device)

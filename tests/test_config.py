@@ -111,9 +111,10 @@ def test_the_sweep_defaults_and_the_switch_to_every_method(tmp_path: Path) -> No
     assert len(load_params(ROOT / "params.yaml").evaluate.temperatures) >= 9
     path = tmp_path / "params.yaml"
     path.write_text((ROOT / "params.yaml").read_text())
-    widen(parse_methods("all"), parse_seeds("5"), path)
+    widen(parse_methods("all", "lstm"), parse_seeds("5"), path)
     c = load_params(path).comparison
-    assert (c.methods, c.seeds) == (list(METHODS), [0, 1, 2, 3, 4])
+    assert (c.methods, c.seeds) == ([m for m in METHODS if m != "leakgan"], [0, 1, 2, 3, 4])  # those that train lstm
+    assert parse_methods("all", "leakgan") == ["random", "mle", "leakgan"]
     before, after = (ROOT / "params.yaml").read_text().splitlines(), path.read_text().splitlines()
     assert [i for i, (a, b) in enumerate(zip(before, after)) if a != b] == [
         before.index("  methods: [mle, seqgan, maligan_full]"), before.index("  seeds: [0, 1, 2]")]
@@ -139,6 +140,22 @@ def test_the_method_must_train_the_generator_kind() -> None:
     assert "comparison.methods: mle trains lstm or rmc" not in message and "comparison.methods: seqgan" in message
     raw["comparison"]["methods"] = ["mle", "relgan"]
     assert parse_params(raw).generator.kind == "rmc"
+
+
+def test_leakgan_trains_its_own_generator_kind_and_only_mle_and_random_share_it() -> None:
+    raw = small()
+    raw["adversarial"]["method"] = "leakgan"
+    message = str(pytest.raises(ParamsError, parse_params, raw).value)
+    assert "adversarial.method: leakgan trains leakgan generators but generator.kind is lstm" in message
+    raw["generator"]["kind"] = "leakgan"
+    message = str(pytest.raises(ParamsError, parse_params, raw).value)
+    assert "comparison.methods: seqgan trains lstm generators but generator.kind is leakgan" in message
+    assert "comparison.methods: mle" not in message
+    raw["comparison"]["methods"] = ["random", "mle", "leakgan"]
+    assert parse_params(raw).generator.leakgan.goal_window == "sliding"
+    raw["generator"]["leakgan"]["step_size"] = 21
+    message = str(pytest.raises(ParamsError, parse_params, raw).value)
+    assert "generator.leakgan.step_size = 21 exceeds oracle.seq_len = 20" in message
 
 
 def test_missing_file_says_how_to_restore(tmp_path: Path) -> None:

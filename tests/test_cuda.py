@@ -8,22 +8,30 @@ CUDA is absent, so the CPU suite and CI are unchanged.
 * sampling, rollout rewards and the policy-gradient estimator correct on CUDA (against
   exact values on enumerable problems, as tests/test_sampling.py, test_rollout.py and
   test_policy_gradient.py do on the CPU);
-* a killed adversarial run on CUDA resumes bit-identically to an uninterrupted one.
+* a killed adversarial run on CUDA resumes bit-identically to an uninterrupted one
+  (the pipeline's `execution: auto` runs D's steps as CUDA graphs there);
+* D's training step as one CUDA graph (`execution: cuda_graph`) and compiled
+  (`execution: compiled`) against eager: the same dropout draws, losses and weights
+  within float tolerance; a non-finite step skipped in the graph and raised; a graph
+  re-captured after a checkpoint is loaded; and a timing sanity check (the graph is no
+  slower than eager at the paper's D and batch).
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import math
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import copy_project, dvc, stage_env
-from seqgan_core import Discriminator, Generator, Oracle, rollout
+from seqgan_core import Discriminator, Generator, Oracle, TrainingDiverged, execution, rollout
 from seqgan_core.objectives import policy_gradient_loss
 from seqgan_core.sampling import sample_categorical
 from seqgan_core.train import adam, discriminator_round, mle_epoch, seqgan_generator_step
@@ -263,3 +271,97 @@ def test_policy_gradient_estimator_matches_exact_gradient_on_cuda() -> None:
     mean, se = batches.mean(dim=0), batches.std(dim=0) / K**0.5
     assert ((mean - exact).abs() <= SIGMAS * se + 1e-3).all()
     assert torch.nn.functional.cosine_similarity(mean, exact, dim=0).item() > 0.9
+
+
+# ------------------------------------------------------------------ D's step as a CUDA graph / compiled
+
+D_SHAPE = (64, 12)  # the batch (64) of every D round below, sequences of length 12
+
+
+def _d_rounds(mode: str, *, rounds: int = 2, reload_between: bool = True):
+    """Rounds of D training on CUDA with dropout, the step run as ``mode``; between the rounds
+    the optimiser's state is reloaded from a copy, as a resumed run does (a graph must be
+    re-captured then). Returns D, its optimiser, the metrics and the CUDA generator's state."""
+    torch.manual_seed(0)
+    d = Discriminator(500, 12, emb_dim=16, filter_sizes=(2, 3, 5), num_filters=(20, 20, 20)).to(CUDA)
+    optimizer = adam(d.parameters(), 1e-3)
+    real = torch.randint(0, 500, (640, 12), generator=seeded(1))
+    fake = torch.randint(0, 500, (640, 12), generator=seeded(2)).to(CUDA)
+    rng, metrics, steps = seeded(3), [], []
+    for r in range(rounds):
+        if r and reload_between:
+            optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+        metrics.append(discriminator_round(d, optimizer, real, fake, epochs=2, rng=rng, execution=mode))
+        steps.append(execution._GRAPHED.get(optimizer, {}).get(D_SHAPE))
+    return d, optimizer, metrics, torch.cuda.get_rng_state(), steps
+
+
+def _assert_close_training(a, b, atol: float) -> None:
+    (d1, o1, m1, rng1, _), (d2, o2, m2, rng2, _) = a, b
+    assert torch.equal(rng1, rng2), "another number of dropout draws"
+    for r1, r2 in zip(m1, m2):
+        assert r1["d_loss"] == pytest.approx(r2["d_loss"], abs=atol)
+        assert abs(r1["d_accuracy"] - r2["d_accuracy"]) <= 1 / 1280
+    for (name, w1), w2 in zip(d1.state_dict().items(), d2.state_dict().values()):
+        torch.testing.assert_close(w1, w2, rtol=0.0, atol=atol, msg=name)
+    for p1, p2 in zip(d1.parameters(), d2.parameters()):
+        for key in o1.state[p1]:
+            torch.testing.assert_close(o1.state[p1][key], o2.state[p2][key], rtol=0.0, atol=atol)
+
+
+def test_cuda_graph_d_rounds_equal_eager_and_recapture_after_a_reload() -> None:
+    """The captured step runs eager's kernels: the same dropout masks (the CUDA generator
+    advanced alike), losses and weights within float tolerance (expected: equal)."""
+    graphed = _d_rounds("cuda_graph")
+    steps = graphed[4]
+    assert all(step is not None and step.graph is not None for step in steps), "the step was never captured"
+    assert steps[0] is not steps[1], "a reloaded optimiser state must be re-captured"
+    _assert_close_training(_d_rounds("eager"), graphed, atol=1e-6)
+    again = _d_rounds("cuda_graph", reload_between=False)[4]
+    assert again[0] is again[1], "the same optimiser state: the same captured step"
+
+
+def test_cuda_graph_skips_a_non_finite_step_and_raises() -> None:
+    d, optimizer, *_ = _d_rounds("cuda_graph", rounds=1)
+    with torch.no_grad():
+        d.out.bias.fill_(float("nan"))  # in place: the captured step reads it as it is
+    weights = {k: v.clone() for k, v in d.state_dict().items()}
+    moments = {id(p): {k: v.clone() for k, v in optimizer.state[p].items()} for p in d.parameters()}
+    real = torch.randint(0, 500, (640, 12), generator=seeded(4))
+    with pytest.raises(TrainingDiverged, match="discriminator loss became nan"):
+        discriminator_round(d, optimizer, real, real.to(CUDA), epochs=1, rng=seeded(5), execution="cuda_graph")
+    for name, value in d.state_dict().items():
+        assert torch.equal(value.nan_to_num(7.0), weights[name].nan_to_num(7.0)), name
+    for p in d.parameters():
+        for key, value in optimizer.state[p].items():
+            assert torch.equal(value, moments[id(p)][key]), key
+
+
+def test_compiled_d_rounds_match_eager_on_cuda() -> None:
+    """torch.compile with inductor's CUDA graphs: dropout by aten's random ops (the same
+    masks), the rest within float rounding."""
+    if execution.compiler_missing(CUDA):
+        pytest.skip(execution.compiler_missing(CUDA))
+    _assert_close_training(_d_rounds("eager"), _d_rounds("compiled"), atol=1e-4)
+
+
+def test_cuda_graph_d_epoch_is_not_slower_than_eager() -> None:
+    """Timing sanity at the paper's D and batch (64 x 20): 100 graphed steps take no longer
+    than 100 eager ones (the point of the graph is launch overhead; see bench_core.py
+    --device cuda for the figures)."""
+    real = torch.randint(0, 5000, (3200, 20), generator=seeded(6))
+    fake = torch.randint(0, 5000, (3200, 20), generator=seeded(7)).to(CUDA)
+    seconds = {}
+    for mode in ("eager", "cuda_graph"):
+        torch.manual_seed(0)
+        d = Discriminator(5000, 20).to(CUDA)
+        optimizer = adam(d.parameters(), 1e-4)
+        discriminator_round(d, optimizer, real[:640], fake[:640], epochs=1, execution=mode)  # warm-up, capture
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        discriminator_round(d, optimizer, real, fake, epochs=1, execution=mode)
+        torch.cuda.synchronize()
+        seconds[mode] = time.perf_counter() - start
+    print(f"100 D steps at batch 64: eager {seconds['eager']:.3f} s, cuda_graph {seconds['cuda_graph']:.3f} s "
+          f"({seconds['eager'] / seconds['cuda_graph']:.2f}x)")
+    assert seconds["cuda_graph"] <= 1.1 * seconds["eager"]

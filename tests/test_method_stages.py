@@ -1,5 +1,5 @@
 """The methods added after the papers' tables (pg_constant, RankGAN, SeqGAN's other reward
-estimators, GSGAN, TextGAN, RelGAN on either generator kind) run through the pipeline's
+estimators, LeakGAN, GSGAN, TextGAN, RelGAN on either generator kind) run through the pipeline's
 adversarial loop (`pipelines.stages.adversarial.train`) on the tiny profile's synthetic
 experiment: finite metrics, a changed generator, the discriminator the method trained in
 `discriminator_adv.pt`, a resumed run equal to an uninterrupted one, and the generator-kind
@@ -47,9 +47,10 @@ def tiny_params(**generator):
 
     raw = yaml.safe_load((REPO_ROOT / "profiles/tiny.yaml").read_text())
     raw["generator"].update(generator)
-    if generator.get("kind") == "rmc":  # the methods that train an RMC
-        raw["adversarial"]["method"] = "relgan"
-        raw["comparison"]["methods"] = ["mle", "relgan"]
+    own_method = {"rmc": "relgan", "leakgan": "leakgan"}.get(generator.get("kind"))
+    if own_method is not None:  # the methods that train that kind
+        raw["adversarial"]["method"] = own_method
+        raw["comparison"]["methods"] = ["mle", own_method]
     return parse_params(raw)
 
 
@@ -79,10 +80,11 @@ def pretrain(root: Path, params, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Folders holding the pretrained tiny synthetic experiment: an LSTM and an RMC generator."""
+    """Folders holding the pretrained tiny synthetic experiment: an LSTM, an RMC and a
+    LeakGAN generator (with its interleaved discriminator)."""
     roots = {}
     with pytest.MonkeyPatch.context() as monkeypatch:
-        for kind in ("lstm", "rmc"):
+        for kind in ("lstm", "rmc", "leakgan"):
             roots[kind] = tmp_path_factory.mktemp(kind)
             pretrain(roots[kind], tiny_params(kind=kind), monkeypatch)
     return roots
@@ -136,6 +138,10 @@ CASES = {  # id: (generator kind, method, its settings beyond the tiny profile's
     "textgan": ("lstm", "textgan", {"soft_argmax_scale": 10.0}),
     "relgan-lstm": ("lstm", "relgan", {}),
     "relgan-rmc": ("rmc", "relgan", {}),
+    "leakgan": ("leakgan", "leakgan", {}),
+    "leakgan-code": ("leakgan", "leakgan", {"rank_order": "first_appearance", "cosine_reduction": "batch_mean",
+                                            "temperature_trick": "code", "mle_every": 2}),
+    "mle-leakgan": ("leakgan", "mle", {}),
 }
 
 
@@ -161,11 +167,13 @@ def test_each_new_method_trains_through_the_pipeline(repo: Path, kind: str, meth
     else:  # the pretrained SeqGAN CNN, trained further unless the method has no discriminator
         assert saved["config"] == pretrained["config"]
         changed = any(not torch.equal(saved["state_dict"][k], v) for k, v in pretrained["state_dict"].items())
-        assert changed == (method != "pg_constant")
+        assert changed == (method not in ("pg_constant", "mle"))
 
 
-@pytest.mark.parametrize("kind, method, settings", [CASES["seqgan-critic"], CASES["relgan-rmc"]],
-                         ids=["seqgan-critic", "relgan-rmc"])
+RESUMED = ["seqgan-critic", "relgan-rmc", "leakgan"]
+
+
+@pytest.mark.parametrize("kind, method, settings", [CASES[case] for case in RESUMED], ids=RESUMED)
 def test_a_killed_run_of_a_method_with_its_own_discriminator_resumes_exactly(
         repo: Path, monkeypatch: pytest.MonkeyPatch, kind: str, method: str, settings: dict) -> None:
     from seqgan_core.methods import METHODS
@@ -199,6 +207,6 @@ def test_a_method_refuses_a_pretrained_generator_of_another_kind(repo: Path, kin
 
     # Params refuse seqgan with generator.kind rmc; the stage itself checks the file it loads.
     params = tiny_params(kind="rmc")
-    with pytest.raises(StageError, match=r"seqgan trains lstm generators but models/synthetic/generator_mle.pt is "
-                                         r"an rmc: set generator.kind: lstm and re-run `dvc repro`"):
+    with pytest.raises(StageError, match=r"seqgan trains lstm generators but models/synthetic/generator_mle.pt holds "
+                                         r"a rmc generator: set generator.kind: lstm and re-run `dvc repro`"):
         train(repo / "out", "seqgan", params, discriminator=False)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from seqgan_core import Discriminator, Generator
+from seqgan_core.leakgan import LeakGANGenerator, leakgan_discriminator
 from seqgan_core.methods import METHODS, Common, check_bounds
 from seqgan_core.rmc import RelationalMemoryGenerator
 
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 VOCAB, LENGTH = 16, 6
 COMMON = Common(batches=4, batch_size=8, d_negatives=16, d_batch_size=8, d_epochs=1)
-# Every method on every generator kind it trains (RelGAN: the RMC of its paper, and the LSTM).
+# Every method on every generator kind it trains (RelGAN: the RMC of its paper, and the LSTM;
+# LeakGAN's generator: LeakGAN and continued MLE).
 TRAINED = [(name, kind) for name, cls in METHODS.items() if not cls.starts_untrained for kind in cls.generator_kinds]
 
 # Settings other than the defaults, where the paper's sizes are heavy for this problem (the
@@ -51,9 +53,14 @@ def make(name: str, kind: str = "lstm"):
     torch.manual_seed(0)
     if kind == "rmc":
         generator = RelationalMemoryGenerator(VOCAB, emb_dim=8, head_size=4, seq_len=LENGTH)
+    elif kind == "leakgan":
+        generator = LeakGANGenerator(VOCAB, LENGTH, 8, 8, goal_size=4, step_size=2, d_emb_dim=8,
+                                     d_filter_sizes=(1, 2, 3), d_num_filters=(4, 4, 4))
     else:
         generator = Generator(VOCAB, 8, 8, LENGTH)
-    discriminator = Discriminator(VOCAB, LENGTH, 8, (1, 2, 3), (4, 4, 4))
+    # LeakGAN's generator reads a D with the pad row of leaked prefixes.
+    discriminator = (leakgan_discriminator if kind == "leakgan" else Discriminator)(VOCAB, LENGTH, 8, (1, 2, 3),
+                                                                                    (4, 4, 4))
     cls = METHODS[name]
     return cls(generator, discriminator, REAL, settings_of(name), COMMON, torch.Generator().manual_seed(3))
 

@@ -8,8 +8,9 @@ Resumable from `.checkpoints/`: the checkpoint holds the generator, the discrimi
 method trains (the pretrained SeqGAN CNN, or the method's own: RelGAN's, GSGAN's LSTM, the
 critic's per-token D), whatever the method names in `stateful()` (optimisers, a delayed
 rollout policy) and the random streams. `discriminator_adv.pt` is that discriminator: the
-SeqGAN CNN with the `discriminator` params as its config, or the method's own with its
-class and constructor arguments (``{"class", **config}``) as its config.
+SeqGAN CNN with the `discriminator` params as its config (for ``generator.kind`` leakgan,
+with LeakGAN's pad row: `pipelines.models.build_discriminator` rebuilds either), or the
+method's own with its class and constructor arguments (``{"class", **config}``) as its config.
 
 `train` is also what the method comparison (`pipelines.stages.compare`) runs, for every
 method, writing elsewhere.
@@ -65,7 +66,8 @@ def build_method(name: str, ctx: StageContext, dataset: Dataset, generator: torc
     """The method's object (`seqgan_core.methods.METHODS`) with its settings from params."""
     a, d = ctx.params.adversarial, ctx.params.pretrain_discriminator
     common = Common(batches=a.batches, batch_size=a.batch_size, lr=a.lr, grad_clip=a.grad_clip, d_lr=d.lr,
-                    d_batch_size=d.batch_size, d_epochs=a.d_epochs, d_negatives=a.d_negatives)
+                    d_batch_size=d.batch_size, d_epochs=a.d_epochs, d_negatives=a.d_negatives,
+                    execution=ctx.params.execution)
     cls = METHODS[name]
     settings = cls.Settings.from_dict(getattr(ctx.params.methods, name).model_dump())
     return cls(generator, discriminator, dataset.train, settings, common, rng,
@@ -88,8 +90,8 @@ def train(ctx: StageContext, dataset: Dataset, method: str, pretrained: Pretrain
         generator = load_generator(pretrained.generator, ctx.device)
     kinds = METHODS[method].generator_kinds
     if generator.kind not in kinds:
-        raise StageError(f"{method} trains {' or '.join(kinds)} generators but {pretrained.generator} is "
-                         f"an {generator.kind}: set generator.kind: {kinds[0]} and re-run `dvc repro`")
+        raise StageError(f"{method} trains {' or '.join(kinds)} generators but {pretrained.generator} holds a "
+                         f"{generator.kind} generator: set generator.kind: {kinds[0]} and re-run `dvc repro`")
     saved_d = load_saved(pretrained.discriminator)
     discriminator = build_discriminator(ctx.params, dataset)
     discriminator.load_state_dict(saved_d["state_dict"])
@@ -103,6 +105,8 @@ def train(ctx: StageContext, dataset: Dataset, method: str, pretrained: Pretrain
                              "adversarial.d_optimizer); re-run the stage that wrote it with `dvc repro -f`, "
                              "or set adversarial.d_optimizer: fresh")
         trainer.d_optimizer.load_state_dict(saved_d["optimizer"])
+        for group in trainer.d_optimizer.param_groups:  # the state carries on; the rate is the method's
+            group["lr"] = trainer.discriminator_lr()
     batches = 0 if untrained else a.batches
 
     history: list[dict] = [{"batch": 0, **nll_scores(generator, dataset, a.eval_samples, eval_rng)}]

@@ -40,7 +40,8 @@ def main() -> None:
         validate_token_sequences(samples.cpu().numpy(), suite=f"generated_{args.method}", vocab_size=dataset.vocab_size,
                                  seq_len=dataset.seq_len, expected_rows=e.nll_samples)
         scorer = Scorer(dataset, ctx.params)
-        scores = scorer.final(generator, samples)
+        scores = {**scorer.final(generator, samples),
+                  **scorer.code_sharpened(generator, seeded_rng(seed, "evaluate", "sharpened", "adversarial"))}
         frontier = scorer.sweep(generator, seeded_rng(seed, "evaluate", "sweep", "adversarial"))
         ctx.tracker.log_metrics(scores)
         for row in frontier:

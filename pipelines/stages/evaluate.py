@@ -49,7 +49,8 @@ def main() -> None:
             samples = generator.sample(e.nll_samples, rng=ctx.rng(label))
             validate_token_sequences(samples.cpu().numpy(), suite=f"generated_{label}", vocab_size=dataset.vocab_size,
                                      seq_len=dataset.seq_len, expected_rows=e.nll_samples)
-            results[label] = scorer.final(generator, samples)
+            results[label] = {**scorer.final(generator, samples),
+                              **scorer.code_sharpened(generator, ctx.rng("sharpened", label))}
             frontier += [{"generator": label, **row} for row in scorer.sweep(generator, ctx.rng("sweep", label))]
             texts.append(f"## {label}\n\n" + "\n".join(f"- {t}" for t in dataset.decode(samples[: e.text_samples])))
         # The data scored as the generators are (calibration), and the uniform-token ceiling.

@@ -1,4 +1,6 @@
-"""Stage `pretrain_generator`: MLE (teacher forcing) on the training data.
+"""Stage `pretrain_generator`: MLE (teacher forcing) on the training data; for
+``generator.kind`` leakgan, LeakGAN's interleaved pretraining of the generator and its
+discriminator (`interleaved`).
 
 Resumable: a killed run continues from its last checkpoint in `.checkpoints/`.
 `pretrain` is also what the comparison sweep runs for each of its seeds, writing elsewhere.
@@ -7,16 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
 
+from seqgan_core.leakgan import discriminator_pass, generator_optimizers, pretrain_generator_epoch
 from seqgan_core.train import adam, mle_epoch
 
+from ..config import Params
 from ..contract import Artifacts
 from ..datasets import Dataset, load_dataset
 from ..files import write_json
-from ..models import build_generator, save_generator
+from ..models import build_discriminator, build_generator, save_generator
 from ..plots import plot_curves, write_csv
 from ..resume import Checkpointer, fingerprint
 from ..runtime import StageContext, experiment_arg, run_main, seeded_rng, stage
@@ -39,48 +44,131 @@ class Outputs:
                    artifacts.checkpoint("pretrain_generator"))
 
 
+def leakgan_inputs(params: Params) -> list[Any]:
+    """What LeakGAN's pretraining reads beyond the generator's own sections: D's sizes and
+    passes, and the rates and code options it shares with the adversarial phase (dvc.yaml
+    lists the same params for the stage)."""
+    m = params.methods.leakgan.model_dump()
+    return [params.discriminator.model_dump(), params.pretrain_discriminator.model_dump(),
+            {key: m[key] for key in ("lr", "d_lr", "cosine_reduction", "temperature_trick")}]
+
+
 def pretrain(ctx: StageContext, dataset: Dataset, outputs: Outputs) -> torch.nn.Module:
-    """MLE-pretrain a generator from params and write `outputs`; returns it. Its random
-    streams are named for this stage whatever runs it, so a sweep seed equal to the
-    pipeline's seed gives the pipeline's generator, bit for bit."""
-    p = ctx.params.pretrain_generator
-    torch.manual_seed(ctx.params.seed)  # the generator's initial weights
-    generator = build_generator(ctx.params, dataset).to(ctx.device)
-    optimizer = adam(generator.parameters(), p.lr)
-    rng, eval_rng = (seeded_rng(ctx.params.seed, "pretrain_generator", stream) for stream in ("batches", "eval"))
-    history: list[dict] = []
-    checkpoints = Checkpointer(
-        outputs.checkpoint,
-        fingerprint(ctx.params.seed, ctx.params.generator.model_dump(), p.model_dump(), dataset.fingerprint),
-    )
-    objects, rngs = {"model": generator, "optimizer": optimizer}, {"rng": rng, "eval_rng": eval_rng}
-    start, history = checkpoints.restore(objects, rngs) or (0, history)
+    """Pretrain a generator from params and write `outputs`; returns it. Its random streams
+    are named for this stage whatever runs it, so a sweep seed equal to the pipeline's seed
+    gives the pipeline's generator, bit for bit."""
+    params, p = ctx.params, ctx.params.pretrain_generator
+    torch.manual_seed(params.seed)  # the generator's initial weights (and LeakGAN's D's, drawn next)
+    generator = build_generator(params, dataset).to(ctx.device)
+    rngs = {"rng": seeded_rng(params.seed, "pretrain_generator", "batches"),
+            "eval_rng": seeded_rng(params.seed, "pretrain_generator", "eval")}
+    leakgan = generator.kind == "leakgan"
+    checkpoints = Checkpointer(outputs.checkpoint, fingerprint(
+        params.seed, params.generator.model_dump(), p.model_dump(), dataset.fingerprint,
+        *(leakgan_inputs(params) if leakgan else [])))
+    train = interleaved if leakgan else maximum_likelihood
+    history, extra = train(ctx, dataset, generator, checkpoints, rngs)
 
-    progress = tqdm(range(start, p.epochs), desc=f"MLE {ctx.experiment}", unit="epoch", initial=start, total=p.epochs)
-    for epoch in progress:
-        row = {"epoch": epoch + 1, "train_nll": mle_epoch(generator, optimizer, dataset.train, batch_size=p.batch_size,
-                                                       grad_clip=p.grad_clip, rng=rng)}
-        if (epoch + 1) % p.eval_every == 0 or epoch + 1 == p.epochs:
-            row.update(nll_scores(generator, dataset, p.eval_samples, eval_rng))
-        history.append(row)
-        progress.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "epoch"})
-        ctx.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
-        checkpoints.save(epoch + 1, history, objects, rngs)
-
-    save_generator(outputs.generator, generator)
-    write_csv(outputs.curve, history)
+    save_generator(outputs.generator, generator, **extra)
+    curve = [row for row in history if "epoch" in row]  # LeakGAN's D passes are in its epochs' rows
+    write_csv(outputs.curve, curve)
     if outputs.metrics is not None:
-        write_json(outputs.metrics, {k: v for k, v in history[-1].items() if k != "epoch"})
+        write_json(outputs.metrics, {k: v for k, v in curve[-1].items() if k not in ("epoch", "round")})
     if outputs.plot is not None:
-        evaluated = [r for r in history if "nll_test" in r]
+        evaluated = [r for r in curve if "nll_test" in r]
         series = {key: ([r["epoch"] for r in evaluated], [r[key] for r in evaluated])
                   for key in ("nll_oracle", "nll_test") if key in evaluated[0]}
-        series["train_nll"] = ([r["epoch"] for r in history], [r["train_nll"] for r in history])
+        series["train_nll"] = ([r["epoch"] for r in curve], [r["train_nll"] for r in curve])
         plot_curves(outputs.plot, series, title=f"MLE pretraining ({ctx.experiment})", xlabel="epoch",
                     ylabel="NLL (nats/token)")
         ctx.tracker.log_artifact(outputs.plot, "plots")
     checkpoints.clear()
     return generator
+
+
+def maximum_likelihood(ctx: StageContext, dataset: Dataset, generator: torch.nn.Module, checkpoints: Checkpointer,
+                       rngs: dict[str, torch.Generator]) -> tuple[list[dict], dict[str, Any]]:
+    """`pretrain_generator.epochs` MLE epochs; the history, and nothing to save beside the generator."""
+    p = ctx.params.pretrain_generator
+    optimizer = adam(generator.parameters(), p.lr)
+    objects = {"model": generator, "optimizer": optimizer}
+    start, history = checkpoints.restore(objects, rngs) or (0, [])
+    bar = progress(ctx, "MLE", start, p.epochs, "epoch")
+    for epoch in bar:
+        row = {"epoch": epoch + 1, "train_nll": mle_epoch(generator, optimizer, dataset.train, batch_size=p.batch_size,
+                                                       grad_clip=p.grad_clip, rng=rngs["rng"])}
+        record(ctx, dataset, generator, rngs, history, row, bar, epoch + 1,
+               evaluate=(epoch + 1) % p.eval_every == 0 or epoch + 1 == p.epochs)
+        checkpoints.save(epoch + 1, history, objects, rngs)
+    return history, {}
+
+
+def interleaved(ctx: StageContext, dataset: Dataset, generator: torch.nn.Module, checkpoints: Checkpointer,
+                rngs: dict[str, torch.Generator]) -> tuple[list[dict], dict[str, Any]]:
+    """LeakGAN's pretraining, as its official code: ``pretrain_generator.leakgan.rounds`` x
+    (``d_passes`` D passes, each on ``pretrain_discriminator.negatives`` fresh samples for
+    ``.epochs`` epochs, after which the generator reads the updated D; then ``g_epochs``
+    epochs of the manager's goal loss and the worker's MLE), with ``methods.leakgan``'s
+    rates, cosine reduction and temperature trick. The code's schedule is 10 x (5, 8)
+    (the paper profile); each D pass and each epoch is a checkpointed step.
+
+    The discriminator ends inside the generator's checkpoint: its weights are the
+    generator's leaked feature extractor (synced after every pass; epochs leave D alone),
+    its Adam state and last pass's metrics are saved beside them, and
+    `pretrain_discriminator` passes both on as ``discriminator_pre.pt``: adversarial
+    training starts from the D whose features the manager learnt to read."""
+    params = ctx.params
+    p, dp, m = params.pretrain_generator, params.pretrain_discriminator, params.methods.leakgan
+    s = p.leakgan
+    discriminator = build_discriminator(params, dataset).to(ctx.device)
+    optimizers, d_optimizer = generator_optimizers(generator, m.lr), adam(discriminator.parameters(), m.d_lr)
+    objects = {"model": generator, "optimizer": optimizers, "discriminator": discriminator, "d_optimizer": d_optimizer}
+    start, history = checkpoints.restore(objects, rngs) or (0, [])
+    per_round = s.d_passes + s.g_epochs
+    bar = progress(ctx, "LeakGAN pretraining", start, s.rounds * per_round, "step")
+    for step in bar:
+        round_, within = divmod(step, per_round)
+        if within < s.d_passes:
+            row = {"round": round_ + 1, "d_pass": round_ * s.d_passes + within + 1, **discriminator_pass(
+                generator, discriminator, d_optimizer, dataset.train, negatives=dp.negatives, epochs=dp.epochs,
+                batch_size=dp.batch_size, temperature_trick=m.temperature_trick, rng=rngs["rng"],
+                execution=params.execution)}
+            history.append(row)
+            ctx.tracker.log_metrics(pass_metrics(row), step=step + 1)
+        else:
+            epoch = round_ * s.g_epochs + within - s.d_passes + 1
+            stats = pretrain_generator_epoch(generator, optimizers, dataset.train, batch_size=p.batch_size,
+                                             grad_clip=p.grad_clip, reduction=m.cosine_reduction, rng=rngs["rng"])
+            last_pass = next(r for r in reversed(history) if "d_pass" in r)
+            row = {"epoch": epoch, "round": round_ + 1, "train_nll": stats["worker_nll"],
+                   "manager_loss": stats["manager_loss"], "d_loss": last_pass["d_loss"],
+                   "d_accuracy": last_pass["d_accuracy"]}
+            record(ctx, dataset, generator, rngs, history, row, bar, step + 1,
+                   evaluate=epoch % p.eval_every == 0 or step + 1 == s.rounds * per_round)
+        checkpoints.save(step + 1, history, objects, rngs)
+    last_pass = next(r for r in reversed(history) if "d_pass" in r)
+    return history, {"discriminator_optimizer": d_optimizer.state_dict(),
+                     "discriminator_metrics": pass_metrics(last_pass)}
+
+
+def pass_metrics(row: dict) -> dict[str, float]:
+    """A D pass's metrics (`seqgan_core.train.discriminator_round`'s) from its history row."""
+    return {k: v for k, v in row.items() if k not in ("round", "d_pass")}
+
+
+def progress(ctx: StageContext, what: str, start: int, total: int, unit: str) -> tqdm:
+    return tqdm(range(start, total), desc=f"{what} {ctx.experiment}", unit=unit, initial=start, total=total)
+
+
+def record(ctx: StageContext, dataset: Dataset, generator: torch.nn.Module, rngs: dict[str, torch.Generator],
+           history: list[dict], row: dict, bar: tqdm, step: int, *, evaluate: bool) -> None:
+    """An epoch's row, with the NLL scores when ``evaluate``: kept, shown, logged at ``step``."""
+    p = ctx.params.pretrain_generator
+    if evaluate:
+        row.update(nll_scores(generator, dataset, p.eval_samples, rngs["eval_rng"]))
+    history.append(row)
+    bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k not in ("epoch", "round")})
+    ctx.tracker.log_metrics({k: v for k, v in row.items() if k not in ("epoch", "round")}, step=step)
 
 
 def main() -> None:

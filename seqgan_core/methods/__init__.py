@@ -12,6 +12,7 @@ from __future__ import annotations
 from .base import AdversarialMethod, Common
 from .baselines import ContinuedMLE, ScheduledSampling, Untrained
 from .gsgan import GSGAN
+from .leakgan import LeakGAN
 from .maligan import MaliGANBasic, MaliGANFull
 from .policy_gradient import PGBleu, PGConstant, SeqGAN
 from .rankgan import RankGAN
@@ -20,10 +21,10 @@ from .settings import Settings, bounded, check_bounds, nested
 from .textgan import TextGAN
 
 # In the order of the papers' tables: SeqGAN's Table 1, then MaliGAN's; then the constant-
-# reward control, RankGAN, and the continuous relaxations (GSGAN, TextGAN, RelGAN).
+# reward control, RankGAN, LeakGAN, and the continuous relaxations (GSGAN, TextGAN, RelGAN).
 METHODS: dict[str, type[AdversarialMethod]] = {
     cls.name: cls for cls in (Untrained, ContinuedMLE, ScheduledSampling, PGBleu, SeqGAN, MaliGANBasic, MaliGANFull,
-                              PGConstant, RankGAN, GSGAN, TextGAN, RelGAN)
+                              PGConstant, RankGAN, LeakGAN, GSGAN, TextGAN, RelGAN)
 }
 
 __all__ = ["METHODS", "AdversarialMethod", "Common", "Settings", "bounded", "check_bounds", "nested"]

@@ -18,7 +18,7 @@ method without knowing it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -41,6 +41,9 @@ class Common(Settings):
     d_batch_size: int = bounded(64, ge=1)
     d_epochs: int = bounded(3, ge=1)
     d_negatives: int = bounded(10_000, ge=1)
+    # How D's training steps run (`seqgan_core.execution`); not an algorithmic choice: every
+    # mode gives eager's results up to float rounding. The pipeline passes params `execution`.
+    execution: Literal["auto", "eager", "cuda_graph", "compiled"] = "eager"
 
 
 class AdversarialMethod:
@@ -106,7 +109,8 @@ class AdversarialMethod:
         if not self.trains_discriminator:
             return {}
         return discriminator_round(self.discriminator, self.d_optimizer, self.real, self.negatives(batch),
-                                   epochs=self.common.d_epochs, batch_size=self.common.d_batch_size, rng=self.rng)
+                                   epochs=self.common.d_epochs, batch_size=self.common.d_batch_size, rng=self.rng,
+                                   execution=self.common.execution)
 
     def stateful(self) -> dict[str, Any]:
         """What a resumed run restores besides the generator and the discriminator."""

@@ -13,7 +13,7 @@ class Untrained(AdversarialMethod):
     """`random`: the generator as initialised, never trained (Table 1's first row)."""
 
     name = "random"
-    generator_kinds = ("lstm", "rmc")
+    generator_kinds = ("lstm", "rmc", "leakgan")
     starts_untrained = True
 
     def generator_step(self, batch: int) -> dict[str, float]:
@@ -21,10 +21,12 @@ class Untrained(AdversarialMethod):
 
 
 class ContinuedMLE(AdversarialMethod):
-    """`mle`: teacher-forced MLE on real batches, continued for the adversarial budget."""
+    """`mle`: teacher-forced MLE on real batches, continued for the adversarial budget.
+    On any generator's ``token_log_probs``: for LeakGAN's, the worker's likelihood (the
+    manager only sets its detached goal, and the leaked D stays as pretrained)."""
 
     name = "mle"
-    generator_kinds = ("lstm", "rmc")
+    generator_kinds = ("lstm", "rmc", "leakgan")
 
     def generator_step(self, batch: int) -> dict[str, float]:
         return {"g_loss": mle_step(self.generator, self.g_optimizer, self.real_batch(self.common.batch_size),

@@ -56,7 +56,7 @@ class RewardEstimator:
     def discriminator_round(self, negatives: torch.Tensor) -> dict[str, float]:
         m = self.method
         return discriminator_round(m.discriminator, m.d_optimizer, m.real, negatives, epochs=m.common.d_epochs,
-                                   batch_size=m.common.d_batch_size, rng=m.rng)
+                                   batch_size=m.common.d_batch_size, rng=m.rng, execution=m.common.execution)
 
     def stateful(self) -> dict[str, Any]:
         return {}
