@@ -71,7 +71,7 @@ def build_method(name: str, ctx: StageContext, dataset: Dataset, generator: torc
     cls = METHODS[name]
     settings = cls.Settings.from_dict(getattr(ctx.params.methods, name).model_dump())
     return cls(generator, discriminator, dataset.train, settings, common, rng,
-               eos_id=EOS_ID if dataset.vocab is not None else None)
+               eos_id=None if dataset.kind.has_oracle else EOS_ID)
 
 
 def train(ctx: StageContext, dataset: Dataset, method: str, pretrained: Pretrained, outputs: Outputs) -> torch.nn.Module:
