@@ -140,7 +140,10 @@ def stop(service: Service, *, first: signal.Signals = signal.SIGTERM, grace_s: f
     SIGKILL to whatever is left of the group and of its descendants after `grace_s`. Returns
     False when it was no longer running (or its pid now belongs to another process)."""
     if not service.alive():
-        if service.group and _group_members(service.pid):  # the leader died, its children did not
+        # The leader died and its children did not. Linux reuses no pid that still names a
+        # process group, so a group with this id and no process of this pid is the leader's
+        # own; a live process of this pid (another start time) means the pid was reused.
+        if service.group and not psutil.pid_exists(service.pid) and _group_members(service.pid):
             _signal(service, signal.SIGKILL)
         return False
     descendants = _descendants(service) if service.group else []
