@@ -341,6 +341,10 @@ def _describe(error: dict) -> str:
         return f"  {key}: missing (every key is required; see profiles/ for a complete file)"
     if error["type"] == "extra_forbidden":
         return f"  {key}: unknown key (value {error['input']!r}); remove it or check its spelling"
+    if isinstance(error["input"], (dict, list)):
+        # A check across keys (a whole section, or the whole file): its message names the keys,
+        # and repeating the section's value would bury it.
+        return f"  {key}: {error['msg'].removeprefix('Value error, ')}"
     return f"  {key}: value {error['input']!r} is not allowed: {error['msg']}"
 
 

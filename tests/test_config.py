@@ -87,6 +87,14 @@ def test_missing_key_and_cross_field_rules() -> None:
     assert "one count per width" in str(pytest.raises(ParamsError, parse_params, raw).value)
 
 
+def test_a_rule_across_sections_names_its_keys_without_repeating_the_file() -> None:
+    raw = small()
+    raw["generator"]["kind"] = "leakgan"  # the method stays seqgan, which trains lstm generators
+    message = str(pytest.raises(ParamsError, parse_params, raw).value)
+    assert "(top level): adversarial.method: seqgan trains lstm generators but generator.kind is leakgan" in message
+    assert "'oracle'" not in message and len(message) < 300
+
+
 def test_method_settings_rules() -> None:
     raw = small()
     raw["methods"]["maligan_full"]["completions"] = raw["adversarial"]["batch_size"] + 1
