@@ -85,6 +85,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from seqgan_core import Discriminator, Generator, Oracle, rollout  # noqa: E402
 from seqgan_core.execution import compiler_missing, resolve  # noqa: E402
 from seqgan_core.train import adam, discriminator_round, mle_epoch, seqgan_generator_step  # noqa: E402
+from timing import best_time  # noqa: E402  (benchmarks/, this script's folder)
 
 B, T, V, EMB, HID, N = 64, 20, 5000, 32, 32, 16
 NUM_SEQ = 10_000
@@ -156,16 +157,8 @@ def sync() -> None:
 
 
 def best_of(fn: Callable[[], object], repeats: int, warmup: Callable[[], object] | None = None) -> float:
-    """Best wall time of `repeats` calls of fn, after one call of `warmup` (default fn)."""
-    (warmup or fn)()
-    best = float("inf")
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return best
+    """`timing.best_time` with this run's device synchronised around each call."""
+    return best_time(fn, repeats, warmup=warmup, sync=sync)
 
 
 def elapsed(fn: Callable[[], object]) -> float:

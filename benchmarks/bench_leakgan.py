@@ -31,8 +31,6 @@ Each item is the best of the repeats after one warm-up call. Default 1 thread.
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import torch
 
@@ -42,16 +40,8 @@ from seqgan_core.leakgan import LeakGANGenerator, leakgan_discriminator
 from seqgan_core.methods import Common
 from seqgan_core.methods.leakgan import LeakGAN, LeakGANSettings
 from seqgan_core.train import adam, seqgan_generator_step
+from timing import best_time  # benchmarks/, this script's folder
 
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -24,7 +24,6 @@ import argparse
 import copy
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 import torch
@@ -37,20 +36,12 @@ from seqgan_core.methods.policy_gradient import PGConstant, PGConstantSettings, 
 from seqgan_core.methods.rankgan import RankGAN, RankGANSettings  # noqa: E402
 from seqgan_core.methods.reward_estimators import RolloutSettings  # noqa: E402
 from seqgan_core.train import adam, seqgan_generator_step  # noqa: E402
+from timing import best_time  # noqa: E402  (benchmarks/, this script's folder)
 
 V, T, B, N, EMB = 5000, 20, 64, 16, 32
 COMMON = Common(batch_size=B, lr=0.01, grad_clip=5.0, d_lr=1e-4, d_batch_size=64, d_epochs=1, d_negatives=10_000)
 ROLLOUT = RolloutSettings(n_rollouts=N)
 
-
-def best_time(step: Callable[[], object], repeats: int) -> float:
-    step()  # warm-up: first-touch allocations, lazy initialisation
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

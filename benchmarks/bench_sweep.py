@@ -13,7 +13,6 @@ as `preprocess` does, with a generator after one MLE epoch on it. Each item is t
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from pipelines.scoring import Scorer
 from seqgan_core import Generator, Oracle, randomness
 from seqgan_core.corpus import EOS_ID, Vocabulary, encode_corpus, split_train_test, tokenize
 from seqgan_core.train import adam, mle_epoch
+from timing import best_time  # benchmarks/, this script's folder
 
 
 def synthetic(params) -> tuple[Dataset, torch.nn.Module]:
@@ -50,15 +50,6 @@ def corpus(params) -> tuple[Dataset, torch.nn.Module]:
     return dataset, generator
 
 
-def best_of(repeats: int, work) -> float:
-    work()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -74,9 +65,9 @@ def main() -> None:
     for name, build in (("synthetic", synthetic), ("real", corpus)):
         dataset, generator = build(params)
         scorer = Scorer(dataset, params)
-        final = best_of(args.repeats, lambda: scorer.final(
-            generator, generator.sample(e.nll_samples, rng=randomness.generator(0))))
-        sweep = best_of(args.repeats, lambda: scorer.sweep(generator, randomness.generator(1)))
+        final = best_time(lambda: scorer.final(
+            generator, generator.sample(e.nll_samples, rng=randomness.generator(0))), args.repeats)
+        sweep = best_time(lambda: scorer.sweep(generator, randomness.generator(1)), args.repeats)
         print(f"{name:<10} {final:>17.2f} {sweep:>9.2f} {sweep / len(e.temperatures):>18.2f} {sweep / final:>11.2f}x")
 
 

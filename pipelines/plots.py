@@ -19,6 +19,26 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, float | int | str]]) -> No
     write_text(path, buffer.getvalue())
 
 
+def _pyplot():
+    """matplotlib's pyplot on the file-only backend (imported late: the CLI starts without it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _finish(path: Path, fig, ax, *, title: str, xlabel: str, ylabel: str) -> None:
+    """Label, grid and legend, then write the PNG atomically and free the figure."""
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    _pyplot().close(fig)
+
+
 def read_csv(path: Path) -> list[dict[str, float]]:
     """Rows of a curve written by `write_csv`, as numbers; empty cells (a metric not
     evaluated at that step) are left out of the row."""
@@ -36,12 +56,7 @@ def plot_curves(
     hlines: Mapping[str, float] = {},
     vlines: Mapping[str, float] = {},
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    fig, ax = _pyplot().subplots(figsize=(7, 4.2), dpi=110)
     for label, (xs, ys) in series.items():
         ax.plot(xs, ys, marker=".", label=label)
     for label, y in hlines.items():
@@ -50,12 +65,7 @@ def plot_curves(
     for label, x in vlines.items():
         ax.axvline(x, linestyle=":", color="black", linewidth=1)
         ax.annotate(label, (x, 0.98), xycoords=("data", "axes fraction"), va="top", ha="right", rotation=90, fontsize=8)
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    _finish(path, fig, ax, title=title, xlabel=xlabel, ylabel=ylabel)
 
 
 @dataclass(frozen=True)
@@ -75,12 +85,7 @@ def plot_frontier(path: Path, curves: Mapping[str, FrontierCurve], *, title: str
     """Quality against diversity, one curve per method with its spread over seeds (error
     bars of one sd), temperature 1 circled, and the calibration point (the data scored
     the same way) as a star."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
+    fig, ax = _pyplot().subplots(figsize=(7, 5), dpi=110)
     for label, c in curves.items():
         line = ax.errorbar(c.x, c.y, xerr=c.x_sd, yerr=c.y_sd, marker=".", capsize=2, label=label)
         at_one = [i for i, t in enumerate(c.temperatures) if t == 1.0]
@@ -91,9 +96,4 @@ def plot_frontier(path: Path, curves: Mapping[str, FrontierCurve], *, title: str
     if star is not None:
         ax.scatter([star[0]], [star[1]], marker="*", s=220, color="black", zorder=5, label=star[2])
     ax.scatter([], [], s=90, facecolors="none", edgecolors="gray", label="temperature 1")
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    _finish(path, fig, ax, title=title, xlabel=xlabel, ylabel=ylabel)

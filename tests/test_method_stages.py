@@ -201,7 +201,7 @@ def test_a_killed_run_of_a_method_with_its_own_discriminator_resumes_exactly(
         assert torch.equal(value, resumed_d["state_dict"][key]), key
 
 
-@pytest.mark.parametrize("kind", ["rmc"])
+@pytest.mark.parametrize("kind", ["rmc"])  # read by the `repo` fixture: start from the RMC-pretrained experiment
 def test_a_method_refuses_a_pretrained_generator_of_another_kind(repo: Path, kind: str) -> None:
     from pipelines.files import StageError
 

@@ -29,7 +29,8 @@ from uuid import UUID
 
 import pytest
 
-from conftest import free_port, stage_env, stop_process_group
+from conftest import free_port, stage_env
+from pipelines.serving import stop_group
 
 # Before anything imports prefect: settings are read from the environment (as in test_flows).
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))
@@ -97,7 +98,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             time.sleep(1)
         yield srv
     finally:
-        stop_process_group(proc)
+        stop_group(proc)
 
 
 def prefect_cli(server: Server, cwd: Path, env: dict[str, str], *args: str, timeout: float = 120) -> str:
@@ -208,7 +209,7 @@ def test_process_worker_runs_the_train_deployment(server: Server, deployed: Path
         pass
     finally:
         timed_out = worker.returncode is None
-        stop_process_group(worker)
+        stop_group(worker)
 
     with client(server) as c:
         run = c.read_flow_run(run_id)

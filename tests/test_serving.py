@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, stage_env, stop_process_group
+from conftest import free_port, stage_env
+from pipelines.serving import stop_group
 
 pytestmark = pytest.mark.slow
 
@@ -134,7 +135,7 @@ def test_seqgan_serve_answers_refuses_with_the_cause_and_stops_cleanly(pipeline_
         try:
             proc.wait(timeout=30)
         finally:
-            stop_process_group(proc)
+            stop_group(proc)
             log.close()
     # Nothing of the server is left: none of its processes, and nothing listens on the port
     # (SO_REUSEADDR, as a restarted server binds: closed connections may linger in TIME_WAIT).
