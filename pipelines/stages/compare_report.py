@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from seqgan_core.frontier import matched_gap
 from seqgan_core.statistics import paired_difference, summarize
@@ -27,7 +28,8 @@ from ..files import read_json, write_text
 from ..plots import plot_curves, read_csv, write_csv
 from ..runtime import run_main
 
-# ../shared/REFERENCE.md. Other oracles, corpora splits and budgets: a guide, not a target.
+# ../shared/REFERENCE.md and REFERENCE_MODELS.md (section 7). Other oracles, corpora splits
+# and budgets: a guide, not a target.
 PUBLISHED = {
     "random": {"nll_oracle": 10.310},
     "mle": {"nll_oracle": 9.038, "bleu2": 0.693},
@@ -36,17 +38,28 @@ PUBLISHED = {
     "seqgan": {"nll_oracle": 8.736, "bleu2": 0.738},
     "maligan_basic": {"bleu2": 0.740},
     "maligan_full": {"bleu2": 0.762},
+    "rankgan": {"nll_oracle": 8.247},
+    "leakgan": {"nll_oracle": 7.038},
+    "relgan": {"nll_oracle": 6.680},
 }
 PUBLISHED_SOURCES = {
-    "nll_oracle": "SeqGAN paper, Table 1 (its oracle, length 20; the oracle's own samples score 5.75 there)",
+    "nll_oracle": "SeqGAN paper, Table 1 (its oracle, length 20; the oracle's own samples score 5.75 there); "
+                  "RankGAN and LeakGAN papers on the same oracle (LeakGAN's scored with its code's 1.5 sharpening, "
+                  "our `nll_oracle_sharpened_1.5`); RelGAN paper at beta_max 1, on its own seeded oracle",
     "bleu2": "MaliGAN paper, 5-character Chinese poems (SeqGAN paper: MLE 0.665, SeqGAN 0.739); neither paper says "
              "which sentences were the references",
 }
+# Keys that change how fast a run goes, not what it computes, and the sweep's own section:
+# a sweep with them changed still ran its profile.
+NOT_PROFILE_KEYS = ("comparison", "threads", "execution")
 LABELS = {"nll_oracle": "NLL-oracle", "nll_test": "NLL-test"}
 INTERVAL = "Student t, 95%; differences paired by seed (same data, same initial streams)"
 
 
 def label(metric: str) -> str:
+    base, sharpened, scale = metric.partition("_sharpened_")
+    if sharpened:  # LeakGAN's second figure, `pipelines.scoring.SHARPENED_SUFFIX`
+        return f"{label(base)} (code's {scale} sharpening)"
     if metric in LABELS:
         return LABELS[metric]
     name, n = metric.rstrip("0123456789"), metric[len(metric.rstrip("0123456789")):]
@@ -141,16 +154,33 @@ def matched_rows(results: Results, params: Params) -> list[dict]:
     return rows
 
 
-def profile_name() -> str:
-    """Which profile params.yaml is (a file of profiles/ with the same text), or "custom"."""
-    text = Path("params.yaml").read_text(encoding="utf-8")
-    return next((p.stem for p in sorted(PROFILES_DIR.glob("*.yaml")) if p.read_text(encoding="utf-8") == text), "custom")
+def _flat(tree: object, prefix: str = "") -> dict[str, object]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    return {k: v for key, sub in tree.items() if f"{prefix}{key}" not in NOT_PROFILE_KEYS
+            for k, v in _flat(sub, f"{prefix}{key}.").items()}
+
+
+def profile_name(params_file: Path = Path("params.yaml"), profiles: Path = PROFILES_DIR) -> str:
+    """Which profile params.yaml is, ignoring NOT_PROFILE_KEYS; otherwise the nearest
+    profile and the keys that differ from it ("small profile with generator.kind changed")."""
+    ours = _flat(yaml.safe_load(params_file.read_text(encoding="utf-8")))
+    changed = {}
+    for path in sorted(profiles.glob("*.yaml")):
+        theirs = _flat(yaml.safe_load(path.read_text(encoding="utf-8")))
+        changed[path.stem] = sorted(k.rstrip(".") for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    nearest = min(changed, key=lambda name: len(changed[name]))
+    keys = changed[nearest]
+    if not keys:
+        return f"{nearest} profile"
+    listed = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+    return f"{nearest} profile with {listed} changed"
 
 
 def answer(matched: list[dict], params: Params) -> str:
     """The opening paragraph: which methods beat MLE at matched diversity."""
     c = params.comparison
-    lines = [f"**The answer** ({profile_name()} profile; {len(c.seeds)} training seeds {c.seeds}, one data version; "
+    lines = [f"**The answer** ({profile_name()}; {len(c.seeds)} training seeds {c.seeds}, one data version; "
              f"{params.adversarial.batches} adversarial batches per method). Each method's temperature-1 point is "
              "compared with MLE sampled at the temperature that gives the same diversity, seed by seed "
              "(Caccia et al. 2020): a gain that only comes from sampling colder is no gain."]
