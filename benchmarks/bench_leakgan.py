@@ -43,7 +43,6 @@ from seqgan_core.train import adam, seqgan_generator_step
 from timing import best_time  # benchmarks/, this script's folder
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="reduced sizes, one repeat")

@@ -43,7 +43,6 @@ COMMON = Common(batch_size=B, lr=0.01, grad_clip=5.0, d_lr=1e-4, d_batch_size=64
 ROLLOUT = RolloutSettings(n_rollouts=N)
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one timed repeat per item")

@@ -50,7 +50,6 @@ def corpus(params) -> tuple[Dataset, torch.nn.Module]:
     return dataset, generator
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")

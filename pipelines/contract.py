@@ -352,6 +352,15 @@ def better_direction(metric: str) -> Literal["higher", "lower"]:
     return "lower" if metric.startswith(("nll", "self_bleu")) else "higher"
 
 
+# A metric scored on a sharpened model (LeakGAN's official evaluation) is named
+# `<metric>_sharpened_<scale>`, so it is never read as the temperature-1 figure.
+SHARPENED_MARK = "_sharpened_"
+
+
+def sharpened_metric(metric: str, scale: float) -> str:
+    return f"{metric}{SHARPENED_MARK}{scale:g}"
+
+
 # NLL of uniformly random tokens, ln(vocab), registered with every version: a generator whose
 # NLL-test is above it has learnt less than nothing (diverged), whatever its NLL-oracle or BLEU say.
 UNIFORM_NLL_METRIC = "nll_test_uniform"

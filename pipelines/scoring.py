@@ -25,10 +25,11 @@ from seqgan_core.corpus import strip_eos
 from seqgan_core.leakgan import CODE_SHARPENING
 
 from .config import Params
+from .contract import sharpened_metric
 from .datasets import Dataset
 
 
-SHARPENED_SUFFIX = f"_sharpened_{CODE_SHARPENING:g}"
+SHARPENED_SUFFIX = sharpened_metric("", CODE_SHARPENING)
 
 
 def nll_scores(generator: torch.nn.Module, dataset: Dataset, n_samples: int, rng: torch.Generator) -> dict[str, float]:
@@ -89,7 +90,7 @@ class Scorer:
             return {}
         t = 1.0 / CODE_SHARPENING
         scores = self.at(generator, generator.sample(self.e.nll_samples, rng=rng, temperature=t), t)
-        return {f"{key}{SHARPENED_SUFFIX}": value for key, value in scores.items()}
+        return {sharpened_metric(key, CODE_SHARPENING): value for key, value in scores.items()}
 
     def sweep(self, generator: torch.nn.Module, rng: torch.Generator) -> list[dict[str, float]]:
         """One row per `evaluate.temperatures`: ``evaluate.sweep_samples`` samples drawn at t

@@ -23,7 +23,7 @@ from seqgan_core.frontier import matched_gap
 from seqgan_core.statistics import paired_difference, summarize
 
 from ..config import PROFILES_DIR, Params, load_params
-from ..contract import ComparisonReport, SweepCell, better_direction, kind_of
+from ..contract import SHARPENED_MARK, ComparisonReport, SweepCell, better_direction, kind_of
 from ..files import read_json, write_text
 from ..plots import plot_curves, read_csv, write_csv
 from ..runtime import run_main
@@ -57,8 +57,8 @@ INTERVAL = "Student t, 95%; differences paired by seed (same data, same initial 
 
 
 def label(metric: str) -> str:
-    base, sharpened, scale = metric.partition("_sharpened_")
-    if sharpened:  # LeakGAN's second figure, `pipelines.scoring.SHARPENED_SUFFIX`
+    base, sharpened, scale = metric.partition(SHARPENED_MARK)
+    if sharpened:  # LeakGAN's second figure (`pipelines.scoring.Scorer.code_sharpened`)
         return f"{label(base)} (code's {scale} sharpening)"
     if metric in LABELS:
         return LABELS[metric]
@@ -154,11 +154,12 @@ def matched_rows(results: Results, params: Params) -> list[dict]:
     return rows
 
 
-def _flat(tree: object, prefix: str = "") -> dict[str, object]:
+def _flat(tree: object, name: str = "") -> dict[str, object]:
+    """Every leaf of a params document by its dotted name, without NOT_PROFILE_KEYS."""
     if not isinstance(tree, dict):
-        return {prefix: tree}
-    return {k: v for key, sub in tree.items() if f"{prefix}{key}" not in NOT_PROFILE_KEYS
-            for k, v in _flat(sub, f"{prefix}{key}.").items()}
+        return {name: tree}
+    return {leaf: value for key, sub in tree.items() if (child := f"{name}.{key}" if name else str(key))
+            not in NOT_PROFILE_KEYS for leaf, value in _flat(sub, child).items()}
 
 
 def profile_name(params_file: Path = Path("params.yaml"), profiles: Path = PROFILES_DIR) -> str:
@@ -168,7 +169,7 @@ def profile_name(params_file: Path = Path("params.yaml"), profiles: Path = PROFI
     changed = {}
     for path in sorted(profiles.glob("*.yaml")):
         theirs = _flat(yaml.safe_load(path.read_text(encoding="utf-8")))
-        changed[path.stem] = sorted(k.rstrip(".") for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+        changed[path.stem] = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
     nearest = min(changed, key=lambda name: len(changed[name]))
     keys = changed[nearest]
     if not keys:
