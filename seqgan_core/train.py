@@ -94,8 +94,11 @@ def backward_and_clip(optimizer: torch.optim.Optimizer, loss: torch.Tensor, para
     sync: `seqgan_core.execution` captures this in a CUDA graph)."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    # Global-norm clipping over all parameters, like TF's clip_by_global_norm.
-    return torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
+    if grad_clip > 0:  # global-norm clipping over all parameters, like TF's clip_by_global_norm
+        return torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    # No clipping: the norm alone, for the finiteness check (clip_grad_norm_ with an infinite
+    # bound would still multiply every gradient by 1.0: a pass over D's 7 M parameters).
+    return torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
 
 
 def mle_step(generator: LSTMLanguageModel, optimizer: torch.optim.Optimizer, batch: torch.Tensor,

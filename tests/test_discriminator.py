@@ -137,6 +137,38 @@ def test_unfolded_convolution_equals_conv1d_gradients(disc: Discriminator) -> No
         torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5)
 
 
+def one_position_pooled(d: Discriminator, x: torch.Tensor) -> torch.Tensor:
+    """The unfolded convolution pooled with torch.max, whose backward gives the whole
+    gradient to one maximal position, as TF's max_pool in the authors' code does."""
+    emb = d.embedding(x)
+    B, T, E = emb.shape
+    pooled = []
+    for k, w, b in zip(d.filter_sizes, d.conv_weights, d.conv_biases):
+        windows = emb.unfold(1, k, 1).transpose(2, 3).reshape(B * (T - k + 1), k * E)
+        pooled.append(torch.relu((windows @ w).view(B, T - k + 1, -1).max(dim=1).values + b))
+    return torch.cat(pooled, dim=1)
+
+
+def test_max_pooling_gradient_on_exact_ties_equals_one_position_gradient(disc: Discriminator) -> None:
+    """Periodic sequences repeat every window, so every filter's maximum is tied across
+    positions: splitting the gradient among the tied windows reaches the same embedding
+    rows and filter entries as giving it all to one of them."""
+    x = torch.tensor([[3, 5] * 4 + [3], [7] * 9, [1, 2, 4] * 3])
+    params = [disc.embedding.weight, *disc.conv_weights, *disc.conv_biases]
+    weights = torch.randn(3, sum(FILTERS), generator=seeded(3))
+    got = torch.autograd.grad((disc._pooled(x) * weights).sum(), params)
+    expected = torch.autograd.grad((one_position_pooled(disc, x) * weights).sum(), params)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)
+
+
+def test_max_pooling_gradient_passes_gradcheck() -> None:
+    from seqgan_core.discriminator import _MaxOverTime
+
+    responses = torch.randn(4, 7, 5, dtype=torch.float64, generator=seeded(4), requires_grad=True)
+    assert torch.autograd.gradcheck(_MaxOverTime.apply, (responses,))
+
+
 def test_forward_in_eval_mode_is_output_layer_of_features(disc: Discriminator) -> None:
     x = tokens(5, seed=3)
     disc.eval()
