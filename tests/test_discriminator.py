@@ -126,15 +126,22 @@ def test_unfolded_convolution_equals_conv1d(disc: Discriminator) -> None:
     assert (pooled == 0).any() and (pooled > 0).any()
 
 
-def test_unfolded_convolution_equals_conv1d_gradients(disc: Discriminator) -> None:
-    x = tokens(6, seed=1)
-    disc.eval()
+def assert_same_conv_gradients(disc: Discriminator, x: torch.Tensor, got_fn, expected_fn, seed: int,
+                               **tolerance: float) -> None:
+    """The embedding, filter and bias gradients of a random weighting of got_fn(disc, x)
+    and of expected_fn(disc, x) agree."""
     params = [disc.embedding.weight, *disc.conv_weights, *disc.conv_biases]
-    weights = torch.randn(6, sum(FILTERS), generator=seeded(2))
-    got = torch.autograd.grad((disc.features(x) * weights).sum(), params)
-    expected = torch.autograd.grad((reference_features(disc, x) * weights).sum(), params)
+    weights = torch.randn(x.shape[0], sum(FILTERS), generator=seeded(seed))
+    got = torch.autograd.grad((got_fn(disc, x) * weights).sum(), params)
+    expected = torch.autograd.grad((expected_fn(disc, x) * weights).sum(), params)
     for g, e in zip(got, expected):
-        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(g, e, **tolerance)
+
+
+def test_unfolded_convolution_equals_conv1d_gradients(disc: Discriminator) -> None:
+    disc.eval()
+    assert_same_conv_gradients(disc, tokens(6, seed=1), Discriminator.features, reference_features, seed=2,
+                               rtol=1e-4, atol=1e-5)
 
 
 def one_position_pooled(d: Discriminator, x: torch.Tensor) -> torch.Tensor:
@@ -154,12 +161,7 @@ def test_max_pooling_gradient_on_exact_ties_equals_one_position_gradient(disc: D
     positions: splitting the gradient among the tied windows reaches the same embedding
     rows and filter entries as giving it all to one of them."""
     x = torch.tensor([[3, 5] * 4 + [3], [7] * 9, [1, 2, 4] * 3])
-    params = [disc.embedding.weight, *disc.conv_weights, *disc.conv_biases]
-    weights = torch.randn(3, sum(FILTERS), generator=seeded(3))
-    got = torch.autograd.grad((disc._pooled(x) * weights).sum(), params)
-    expected = torch.autograd.grad((one_position_pooled(disc, x) * weights).sum(), params)
-    for g, e in zip(got, expected):
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)
+    assert_same_conv_gradients(disc, x, Discriminator._pooled, one_position_pooled, seed=3, rtol=1e-5, atol=1e-6)
 
 
 def test_max_pooling_gradient_passes_gradcheck() -> None:
