@@ -72,9 +72,13 @@ bench: setup
 	$(BIN)/python benchmarks/bench_bleu.py
 
 # On a GPU node: the CUDA tests and the paper-scale benchmark on CUDA (<= 8 min); without
-# CUDA it says so and exits 0. Needs a CUDA build of torch in .venv (`make setup` pins the CPU one).
-gpu-check: setup
-	PYTHON=$(BIN)/python benchmarks/gpu_check.sh
+# CUDA it says so and exits 0. `make setup` installs torch 2.13.0 from PyPI, whose Linux
+# wheel is a CUDA build. On an image that has its own CUDA torch and no network, name its
+# python instead and nothing is installed: `make gpu-check GPU_PYTHON=python3` (the
+# pipeline's tests are then skipped, with the reason, unless its packages are there too).
+GPU_PYTHON ?=
+gpu-check: $(if $(GPU_PYTHON),,setup)
+	PYTHON=$(or $(GPU_PYTHON),$(BIN)/python) benchmarks/gpu_check.sh
 
 clean-venv:
 	rm -rf $(VENV)

@@ -108,6 +108,11 @@ def discriminator_update(discriminator: Discriminator, optimizer: torch.optim.Op
     mode = resolve(execution, device)
     if mode == "compiled":
         return _eager_update(discriminator, optimizer, _compiled_loss(device.type))
+    if mode == "cuda_graph" and not all(group.get("fused") for group in optimizer.param_groups):
+        # The graph hands Adam a found_inf flag, which only the fused kernel takes.
+        _note("execution cuda_graph captures a fused Adam's step (seqgan_core.train.adam); this optimiser is "
+              f"{type(optimizer).__name__} without fused=True: D's steps run eagerly")
+        mode = "eager"
     if mode == "cuda_graph":
         step = _graphed_step(discriminator, optimizer, batch_shape, fall_back=execution == "auto")
         if not step.failed:
@@ -256,7 +261,8 @@ class GraphedStep:
             optimizer.zero_grad(set_to_none=True)
             for group in optimizer.param_groups:
                 group["capturable"] = True  # Adam refuses capture otherwise; the fused kernel is the same
-            with torch.cuda.graph(graph):
+            # The capture stream is made on the current device: make it D's (cuda:N).
+            with torch.cuda.device(self.tokens.device), torch.cuda.graph(graph):
                 stats = self._body()
         except Exception as exc:
             if not self.fall_back:

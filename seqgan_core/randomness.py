@@ -113,5 +113,7 @@ def global_draws_from(rng: torch.Generator | None) -> Iterator[None]:
     is one draw from the global generator)."""
     seed = int(randint(2**62, (1,), rng).item())
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        # Not torch.manual_seed: it reseeds every CUDA generator too, which fork_rng(devices=[])
+        # does not put back (a GPU run's dropout stream would jump).
+        torch.default_generator.manual_seed(seed)
         yield

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -117,6 +118,20 @@ def test_a_mode_the_device_cannot_run_falls_back_to_eager_with_a_note(mode: str,
     with pytest.warns(EagerFallback, match="needs a CUDA device" if mode == "cuda_graph" else r"no C\+\+ compiler"):
         fallen_back = trained(lambda d, o: execution.discriminator_update(d, o, (BATCH, LENGTH), mode), rounds=1)
     assert_same_training(trained(eager, rounds=1), fallen_back)
+
+
+def test_cuda_graph_with_an_unfused_optimiser_runs_eagerly_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The graph hands Adam a found_inf flag that only the fused kernel takes (the for-each
+    Adam asserts it is None): with any other optimiser, even where the device could
+    capture (simulated here), D's steps run eagerly and a note says why."""
+    monkeypatch.setattr(execution, "resolve", lambda execution_, device: "cuda_graph")
+    torch.manual_seed(0)
+    d = Discriminator(VOCAB, LENGTH, 8, (1, 2), (4, 4))
+    optimizer = torch.optim.Adam(d.parameters(), lr=1e-3)  # for-each, not fused
+    with pytest.warns(EagerFallback, match="without fused=True"):
+        update = execution.discriminator_update(d, optimizer, (BATCH, LENGTH), "cuda_graph")
+    loss, correct = update(POSITIVES[:BATCH], torch.ones(BATCH, dtype=torch.long))
+    assert math.isfinite(loss) and 0 <= correct <= BATCH
 
 
 def test_the_pipelines_option_reaches_every_discriminator_round(monkeypatch: pytest.MonkeyPatch) -> None:

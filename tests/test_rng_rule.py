@@ -133,6 +133,24 @@ def test_unseeded_draws_use_the_global_cpu_generator() -> None:
     assert torch.equal(b, torch.rand(4)) and a.device.type == "meta"
 
 
+def test_global_draws_from_leaves_the_cuda_generators_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The block's global draws come from a seed of rng's, and only the CPU generator is
+    seeded: torch.manual_seed would reseed every CUDA generator too (a GPU run's dropout
+    stream), which fork_rng(devices=[]) does not restore. Seeding CUDA is recorded, not
+    done, so this runs on a CPU-only machine."""
+    reseeded: list[int] = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded.append)
+    torch.default_generator.manual_seed(5)
+    outside = torch.rand(3)
+    torch.default_generator.manual_seed(5)
+    with randomness.global_draws_from(seeded(7)):
+        first = torch.rand(3)
+    assert torch.equal(torch.rand(3), outside)  # the caller's stream did not move
+    with randomness.global_draws_from(seeded(7)):
+        assert torch.equal(torch.rand(3), first)  # the block's draws are a function of rng
+    assert reseeded == []
+
+
 def test_sampling_draws_the_numbers_of_a_step_by_step_draw() -> None:
     """`sample` draws all steps' uniforms at once: the same numbers, in the same order,
     as one draw per step (what it did before, and what the seeds of old runs gave)."""
