@@ -51,13 +51,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
-    from .config import load_params
     from .executables import executable
-    from .sweep import parse_methods, parse_seeds, run, widen
+    from .sweep import run, widen_from_args
 
-    if args.methods or args.seeds:
-        methods = parse_methods(args.methods, load_params().generator.kind) if args.methods else None
-        widen(methods, parse_seeds(args.seeds) if args.seeds else None)
+    widen_from_args(args.methods, args.seeds)
     code = run(executable("dvc"))
     if code == 0:
         print("sweep done: comparison/results.md (the answer), summary.md, frontier_<experiment>.png")

@@ -34,6 +34,16 @@ def parse_seeds(text: str) -> list[int]:
         raise ParamsError(f"--seeds {text!r}: give a count (5) or a list of seeds (0,3,7)") from None
 
 
+def widen_from_args(methods: str | None, seeds: str | None, path: Path = PARAMS_FILE) -> None:
+    """`widen` from the command line's --methods / --seeds texts (`seqgan sweep`, the
+    cluster's sweep); "all" reads params' generator.kind."""
+    from .config import load_params
+
+    if methods or seeds:
+        widen(parse_methods(methods, load_params(path).generator.kind) if methods else None,
+              parse_seeds(seeds) if seeds else None, path)
+
+
 def widen(methods: list[str] | None, seeds: list[int] | None, path: Path = PARAMS_FILE) -> None:
     """Set `comparison.methods` / `comparison.seeds` in params.yaml (MLE added if missing:
     every method is read against it)."""

@@ -150,3 +150,26 @@ def test_a_sweep_on_workers_needs_a_prefect_server(monkeypatch):
 
     with temporary_settings(updates={PREFECT_API_URL: None}), pytest.raises(RuntimeError, match="PREFECT_API_URL"):
         sweep_flow.fn()
+
+
+def test_the_cluster_sweep_widens_params_as_seqgan_sweep_does(tmp_path, monkeypatch, capsys):
+    """`python -m pipelines.cluster sweep --methods ...` goes through the CLI's own
+    `widen_from_args` (it once called parse_methods without the generator kind: a
+    TypeError); a method the params refuse is one line on stderr and exit 1. The flow
+    itself is stubbed: no cluster is started."""
+    from pipelines.cluster import __main__ as cluster_cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((REPO_ROOT / "params.yaml").read_text())
+    monkeypatch.setattr(cluster_cli, "_state", lambda run_dir: None)
+    monkeypatch.setattr(cluster_cli, "client_env", lambda state: {})
+    assert cluster_cli.main(["sweep", "--methods", "gan"]) == 1
+    assert "comparison.methods" in capsys.readouterr().err
+    import pipelines.sweep_flows
+
+    monkeypatch.setattr(pipelines.sweep_flows, "sweep_flow", lambda **kwargs: (_ for _ in ()).throw(
+        SystemExit("flow stubbed")))
+    with pytest.raises(SystemExit, match="flow stubbed"):
+        cluster_cli.main(["sweep", "--methods", "all", "--seeds", "2"])
+    comparison = yaml.safe_load((tmp_path / "params.yaml").read_text())["comparison"]
+    assert comparison["seeds"] == [0, 1] and "leakgan" not in comparison["methods"]

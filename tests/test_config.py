@@ -110,16 +110,17 @@ def test_method_settings_rules() -> None:
 
 def test_the_sweep_defaults_and_the_switch_to_every_method(tmp_path: Path) -> None:
     """The default sweep is the issue's (3 seeds x mle, seqgan, maligan_full); `seqgan sweep
-    --methods all --seeds 5` widens params.yaml's comparison section and nothing else."""
+    --methods all --seeds 5` (and the cluster's sweep, by the same function) widens
+    params.yaml's comparison section and nothing else."""
     from pipelines.config import METHODS
-    from pipelines.sweep import parse_methods, parse_seeds, widen
+    from pipelines.sweep import parse_methods, widen, widen_from_args
 
     c = load_params(ROOT / "params.yaml").comparison
     assert (c.methods, c.seeds) == (["mle", "seqgan", "maligan_full"], [0, 1, 2])
     assert len(load_params(ROOT / "params.yaml").evaluate.temperatures) >= 9
     path = tmp_path / "params.yaml"
     path.write_text((ROOT / "params.yaml").read_text())
-    widen(parse_methods("all", "lstm"), parse_seeds("5"), path)
+    widen_from_args("all", "5", path)
     c = load_params(path).comparison
     assert (c.methods, c.seeds) == ([m for m in METHODS if m != "leakgan"], [0, 1, 2, 3, 4])  # those that train lstm
     assert parse_methods("all", "leakgan") == ["random", "mle", "leakgan"]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from ..config import ParamsError
 from .local import State, client_env, down, up
 from .processes import ClusterError
 
@@ -50,11 +51,10 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     os.environ.update(client_env(_state(args.dir)))  # before prefect reads its settings
-    from ..sweep import parse_methods, parse_seeds, widen
+    from ..sweep import widen_from_args
     from ..sweep_flows import sweep_flow
 
-    if args.methods or args.seeds:
-        widen(parse_methods(args.methods) if args.methods else None, parse_seeds(args.seeds) if args.seeds else None)
+    widen_from_args(args.methods, args.seeds)  # before the flow: the workers' clones read params.yaml
     started = time.monotonic()
     outcome = sweep_flow(resubmits=args.resubmits, timeout_s=args.timeout, lost_after_s=args.lost_after)
     print(f"sweep on the cluster: {time.monotonic() - started:.0f} s")
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ClusterError as exc:
+    except (ClusterError, ParamsError) as exc:  # ParamsError: a --methods / --seeds the params refuse
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
