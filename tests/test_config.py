@@ -46,7 +46,7 @@ def small() -> dict:
         ("discriminator", "dropout", 1.0, "discriminator.dropout: value 1.0 is not allowed"),
         ("adversarial", "typo_key", 1, "adversarial.typo_key: unknown key"),
         ("adversarial", "method", "gan", "adversarial.method: value 'gan' is not allowed: Input should be "
-                                         "'random', 'mle', 'scheduled_sampling'"),
+                                         "'random', 'pretrained', 'mle', 'scheduled_sampling'"),
         ("comparison", "methods", ["mle", "gan"], "comparison.methods.1: value 'gan' is not allowed"),
     ],
 )
@@ -123,7 +123,7 @@ def test_the_sweep_defaults_and_the_switch_to_every_method(tmp_path: Path) -> No
     widen_from_args("all", "5", path)
     c = load_params(path).comparison
     assert (c.methods, c.seeds) == ([m for m in METHODS if m != "leakgan"], [0, 1, 2, 3, 4])  # those that train lstm
-    assert parse_methods("all", "leakgan") == ["random", "mle", "leakgan"]
+    assert parse_methods("all", "leakgan") == ["random", "pretrained", "mle", "leakgan"]
     before, after = (ROOT / "params.yaml").read_text().splitlines(), path.read_text().splitlines()
     assert [i for i, (a, b) in enumerate(zip(before, after)) if a != b] == [
         before.index("  methods: [mle, seqgan, maligan_full]"), before.index("  seeds: [0, 1, 2]")]

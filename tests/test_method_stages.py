@@ -170,6 +170,20 @@ def test_each_new_method_trains_through_the_pipeline(repo: Path, kind: str, meth
         assert changed == (method not in ("pg_constant", "mle"))
 
 
+@pytest.mark.parametrize("kind", ["lstm", "rmc", "leakgan"])
+def test_the_pretrained_row_is_the_pretrained_generator_unchanged(repo: Path, kind: str) -> None:
+    """`pretrained` runs no adversarial batch: the stage writes the pretrained generator as it
+    was, bit for bit, with one evaluated row in its curve (the start)."""
+    from pipelines.models import load_generator
+
+    params = tiny_params(kind=kind)
+    before = load_generator(Path("models/synthetic/generator_mle.pt"), torch.device("cpu")).state_dict()
+    saved = train(repo / "out", "pretrained", params).state_dict()
+    assert saved.keys() == before.keys() and all(torch.equal(before[k], v) for k, v in saved.items())
+    rows = (repo / "out/curve.csv").read_text().splitlines()
+    assert len(rows) == 2 and "nll" in rows[0]
+
+
 RESUMED = ["seqgan-critic", "relgan-rmc", "leakgan"]
 
 

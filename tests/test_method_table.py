@@ -20,7 +20,7 @@ VOCAB, LENGTH = 16, 6
 COMMON = Common(batches=4, batch_size=8, d_negatives=16, d_batch_size=8, d_epochs=1)
 # Every method on every generator kind it trains (RelGAN: the RMC of its paper, and the LSTM;
 # LeakGAN's generator: LeakGAN and continued MLE).
-TRAINED = [(name, kind) for name, cls in METHODS.items() if not cls.starts_untrained for kind in cls.generator_kinds]
+TRAINED = [(name, kind) for name, cls in METHODS.items() if cls.trains for kind in cls.generator_kinds]
 
 # Settings other than the defaults, where the paper's sizes are heavy for this problem (the
 # methods own discriminators and the critic at these sizes cost seconds per step) or where

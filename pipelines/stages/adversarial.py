@@ -107,7 +107,7 @@ def train(ctx: StageContext, dataset: Dataset, method: str, pretrained: Pretrain
         trainer.d_optimizer.load_state_dict(saved_d["optimizer"])
         for group in trainer.d_optimizer.param_groups:  # the state carries on; the rate is the method's
             group["lr"] = trainer.discriminator_lr()
-    batches = 0 if untrained else a.batches
+    batches = a.batches if METHODS[method].trains else 0
 
     history: list[dict] = [{"batch": 0, **nll_scores(generator, dataset, a.eval_samples, eval_rng)}]
     checkpoints = Checkpointer(

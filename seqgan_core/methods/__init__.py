@@ -10,7 +10,7 @@ is a module here with its class (and its `settings.Settings` dataclass) added to
 from __future__ import annotations
 
 from .base import AdversarialMethod, Common
-from .baselines import ContinuedMLE, ScheduledSampling, Untrained
+from .baselines import ContinuedMLE, Pretrained, ScheduledSampling, Untrained
 from .gsgan import GSGAN
 from .leakgan import LeakGAN
 from .maligan import MaliGANBasic, MaliGANFull
@@ -20,11 +20,12 @@ from .relgan import RelGAN
 from .settings import Settings, bounded, check_bounds, nested
 from .textgan import TextGAN
 
-# In the order of the papers' tables: SeqGAN's Table 1, then MaliGAN's; then the constant-
-# reward control, RankGAN, LeakGAN, and the continuous relaxations (GSGAN, TextGAN, RelGAN).
+# In the order of the papers' tables: SeqGAN's Table 1 (the pretrained start beside its
+# untrained row), then MaliGAN's; then the constant-reward control, RankGAN, LeakGAN, and the
+# continuous relaxations (GSGAN, TextGAN, RelGAN).
 METHODS: dict[str, type[AdversarialMethod]] = {
-    cls.name: cls for cls in (Untrained, ContinuedMLE, ScheduledSampling, PGBleu, SeqGAN, MaliGANBasic, MaliGANFull,
-                              PGConstant, RankGAN, LeakGAN, GSGAN, TextGAN, RelGAN)
+    cls.name: cls for cls in (Untrained, Pretrained, ContinuedMLE, ScheduledSampling, PGBleu, SeqGAN, MaliGANBasic,
+                              MaliGANFull, PGConstant, RankGAN, LeakGAN, GSGAN, TextGAN, RelGAN)
 }
 
 __all__ = ["METHODS", "AdversarialMethod", "Common", "Settings", "bounded", "check_bounds", "nested"]

@@ -59,7 +59,8 @@ class AdversarialMethod:
     # The generator architectures (`seqgan_core.generators` kinds) it can train; the first is its paper's.
     generator_kinds: ClassVar[tuple[str, ...]] = ("lstm",)
     trains_discriminator: ClassVar[bool] = False
-    starts_untrained: ClassVar[bool] = False  # True: a fresh generator, no training (the `random` row)
+    trains: ClassVar[bool] = True  # False: the generator is scored as it starts (`random`, `pretrained`)
+    starts_untrained: ClassVar[bool] = False  # True: a fresh generator instead of the pretrained one (`random`)
     Settings: ClassVar[type[Settings]] = Settings  # the method's own settings (params `methods.<name>`)
 
     def __init__(self, generator: torch.nn.Module, discriminator: torch.nn.Module, real: torch.Tensor,

@@ -1,5 +1,6 @@
 """The non-adversarial rows of SeqGAN's Table 1: the untrained generator, more MLE, and
-scheduled sampling (Bengio et al., 2015). Each gets the adversarial methods' budget."""
+scheduled sampling (Bengio et al., 2015), each with the adversarial methods' budget; and
+`pretrained`, the start every method trains from, scored unchanged."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,15 +10,29 @@ from .base import AdversarialMethod
 from .settings import Settings, bounded
 
 
-class Untrained(AdversarialMethod):
+class NeverUpdated(AdversarialMethod):
+    """A control row: the generator is scored as it starts, with no adversarial batch."""
+
+    generator_kinds = ("lstm", "rmc", "leakgan")
+    trains = False
+
+    def generator_step(self, batch: int) -> dict[str, float]:
+        raise RuntimeError(f"{self.name}: the generator is never updated")
+
+
+class Untrained(NeverUpdated):
     """`random`: the generator as initialised, never trained (Table 1's first row)."""
 
     name = "random"
-    generator_kinds = ("lstm", "rmc", "leakgan")
     starts_untrained = True
 
-    def generator_step(self, batch: int) -> dict[str, float]:
-        raise RuntimeError("the untrained generator is never updated")
+
+class Pretrained(NeverUpdated):
+    """`pretrained`: the MLE-pretrained generator every method starts from, unchanged.
+    Beside the trained rows it says how far each method moved from its start, and whether
+    it moved at all: `mle` is this model after the methods' budget of more MLE."""
+
+    name = "pretrained"
 
 
 class ContinuedMLE(AdversarialMethod):
