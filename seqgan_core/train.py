@@ -149,8 +149,8 @@ def discriminator_round(
     """
     from .execution import discriminator_update  # here, not at the top: it builds on _apply
 
+    discriminator.train()  # first: a captured step baked in the mode, and a D met in eval mode would be re-captured
     update = discriminator_update(discriminator, optimizer, (batch_size, positives.shape[1]), execution)
-    discriminator.train()
     return balanced_round(positives, negatives, update, epochs=epochs, batch_size=batch_size, rng=rng,
                           device=discriminator.out.weight.device)
 

@@ -134,6 +134,18 @@ def test_cuda_graph_with_an_unfused_optimiser_runs_eagerly_with_a_note(monkeypat
     assert math.isfinite(loss) and 0 <= correct <= BATCH
 
 
+def test_a_round_puts_d_in_training_mode_before_it_builds_the_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A captured step bakes in D's mode (`_fingerprint`): a round that met D in eval mode
+    and built the step first would find it stale and re-capture it every round."""
+    seen = []
+    real = execution.discriminator_update
+    monkeypatch.setattr(execution, "discriminator_update", lambda d, *args: seen.append(d.training) or real(d, *args))
+    d, optimizer = make(0.25)
+    d.eval()
+    discriminator_round(d, optimizer, POSITIVES[:16], NEGATIVES[:16], epochs=1, batch_size=BATCH, rng=seeded(1))
+    assert seen == [True]
+
+
 def test_the_pipelines_option_reaches_every_discriminator_round(monkeypatch: pytest.MonkeyPatch) -> None:
     """params `execution` -> Common.execution -> each method's D round (here SeqGAN's)."""
     asked = []
