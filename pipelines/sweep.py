@@ -14,7 +14,7 @@ from pathlib import Path
 
 from seqgan_core.methods import METHODS as METHOD_TABLE
 
-from .config import PARAMS_FILE, ParamsError, parse_params, _read_yaml
+from .config import PARAMS_FILE, ParamsError, load_params, parse_params, _read_yaml
 
 _STAGE_LINE = re.compile(r"^(Running stage|Stage) '([^']+)'")
 
@@ -37,8 +37,6 @@ def parse_seeds(text: str) -> list[int]:
 def widen_from_args(methods: str | None, seeds: str | None, path: Path = PARAMS_FILE) -> None:
     """`widen` from the command line's --methods / --seeds texts (`seqgan sweep`, the
     cluster's sweep); "all" reads params' generator.kind."""
-    from .config import load_params
-
     if methods or seeds:
         widen(parse_methods(methods, load_params(path).generator.kind) if methods else None,
               parse_seeds(seeds) if seeds else None, path)
