@@ -132,6 +132,10 @@ class LeakGANPretrainParams(Section):
 
 class PretrainGeneratorParams(Section):
     epochs: PositiveInt = Field(description="MLE epochs (lstm, rmc; leakgan: `leakgan`)")
+    keep: Literal["last", "best_valid"] = Field(
+        description="last: the generator after `epochs` (the papers); best_valid: the epoch with the lowest NLL on "
+                    "`valid_fraction` of the training split held out (model selection as for a tuned MLE baseline)")
+    valid_fraction: Annotated[float, Field(gt=0, le=0.5, description="best_valid: the training split's held-out share")]
     batch_size: PositiveInt
     lr: PositiveFloat = Field(description="lstm, rmc (leakgan: methods.leakgan.lr)")
     grad_clip: Annotated[float, Field(ge=0)]
@@ -308,6 +312,13 @@ class Params(Section):
                         f"{key}: {method} trains {' or '.join(kinds)} generators but generator.kind is "
                         f"{self.generator.kind}; set generator.kind: {kinds[0]} or leave {method} out"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _keep_fits(self) -> "Params":
+        if self.pretrain_generator.keep == "best_valid" and self.generator.kind == "leakgan":
+            raise ValueError("pretrain_generator.keep: best_valid chooses among MLE epochs, and generator.kind leakgan "
+                             "pretrains in interleaved rounds whose last D the manager learnt to read; set keep: last")
         return self
 
     @model_validator(mode="after")

@@ -79,6 +79,19 @@ def minibatches(data: torch.Tensor, batch_size: int, rng: torch.Generator | None
         yield data[order[start : start + batch_size]]
 
 
+def hold_out(data: torch.Tensor, fraction: float, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rest, held out): a random ``fraction`` of ``data``'s rows (at least one, never all)
+    set aside for model selection, the rest kept in their original order."""
+    n = data.shape[0]
+    held = min(max(round(n * fraction), 1), n - 1)
+    if held < 1:
+        raise ValueError(f"cannot hold out a share of {n} sequence(s): at least 2 are needed")
+    order = randomness.randperm(n, rng, device=data.device)
+    keep = torch.ones(n, dtype=torch.bool, device=data.device)
+    keep[order[:held]] = False
+    return data[keep], data[order[:held]]
+
+
 def _apply(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, grad_clip: float, what: str) -> float:
     """Check the loss, backpropagate, clip and step. A non-finite loss or gradient raises
     before the optimiser moves, so the model in memory is still the last good one."""

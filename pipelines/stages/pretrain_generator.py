@@ -1,12 +1,15 @@
-"""Stage `pretrain_generator`: MLE (teacher forcing) on the training data; for
-``generator.kind`` leakgan, LeakGAN's interleaved pretraining of the generator and its
-discriminator (`interleaved`).
+"""Stage `pretrain_generator`: MLE (teacher forcing) on the training data, keeping the
+last epoch's generator (the papers) or the one with the lowest held-out NLL
+(``keep: best_valid``); for ``generator.kind`` leakgan, LeakGAN's interleaved pretraining
+of the generator and its discriminator (`interleaved`).
 
 Resumable: a killed run continues from its last checkpoint in `.checkpoints/`.
 `pretrain` is also what the comparison sweep runs for each of its seeds, writing elsewhere.
 """
 from __future__ import annotations
 
+import copy
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,8 @@ import torch
 from tqdm import tqdm
 
 from seqgan_core.leakgan import discriminator_pass, generator_optimizers, pretrain_generator_epoch
-from seqgan_core.train import adam, mle_epoch
+from seqgan_core import sequence_nll
+from seqgan_core.train import adam, hold_out, mle_epoch
 
 from ..config import Params
 from ..contract import Artifacts
@@ -72,13 +76,23 @@ def pretrain(ctx: StageContext, dataset: Dataset, outputs: Outputs) -> torch.nn.
     save_generator(outputs.generator, generator, **extra)
     curve = [row for row in history if "epoch" in row]  # LeakGAN's D passes are in its epochs' rows
     write_csv(outputs.curve, curve)
+    summary = {k: v for k, v in curve[-1].items() if k not in ("epoch", "round")}
+    if "kept_epoch" in extra:  # keep: best_valid: the generator is that epoch's, scored afresh
+        kept = curve[extra["kept_epoch"] - 1]
+        summary = {"kept_epoch": kept["epoch"], "valid_nll": kept["valid_nll"],
+                   **nll_scores(generator, dataset, p.eval_samples, rngs["eval_rng"])}
+        ctx.tracker.log_metrics({f"kept_{k}": v for k, v in summary.items()})
+        print(f"note: kept the generator of epoch {kept['epoch']} of {len(curve)}, the lowest NLL on the held-out "
+              f"{p.valid_fraction:g} of the training split ({kept['valid_nll']:.3f})", file=sys.stderr)
     if outputs.metrics is not None:
-        write_json(outputs.metrics, {k: v for k, v in curve[-1].items() if k not in ("epoch", "round")})
+        write_json(outputs.metrics, summary)
     if outputs.plot is not None:
         evaluated = [r for r in curve if "nll_test" in r]
         series = {key: ([r["epoch"] for r in evaluated], [r[key] for r in evaluated])
                   for key in ("nll_oracle", "nll_test") if key in evaluated[0]}
         series["train_nll"] = ([r["epoch"] for r in curve], [r["train_nll"] for r in curve])
+        if "kept_epoch" in extra:
+            series["valid_nll"] = ([r["epoch"] for r in curve], [r["valid_nll"] for r in curve])
         plot_curves(outputs.plot, series, title=f"MLE pretraining ({ctx.experiment})", xlabel="epoch",
                     ylabel="NLL (nats/token)")
         ctx.tracker.log_artifact(outputs.plot, "plots")
@@ -88,19 +102,35 @@ def pretrain(ctx: StageContext, dataset: Dataset, outputs: Outputs) -> torch.nn.
 
 def maximum_likelihood(ctx: StageContext, dataset: Dataset, generator: torch.nn.Module, checkpoints: Checkpointer,
                        rngs: dict[str, torch.Generator]) -> tuple[list[dict], dict[str, Any]]:
-    """`pretrain_generator.epochs` MLE epochs; the history, and nothing to save beside the generator."""
+    """`pretrain_generator.epochs` MLE epochs; the history, and what to save beside the
+    generator. With ``keep: best_valid`` the epochs train on the training split less a
+    held-out share (``valid_fraction``, drawn on its own stream), the history gains each
+    epoch's NLL on that share, and the generator ends as the epoch with the lowest one left
+    it (the first such epoch on a tie), saved with its number as ``kept_epoch``."""
     p = ctx.params.pretrain_generator
     optimizer = adam(generator.parameters(), p.lr)
     objects = {"model": generator, "optimizer": optimizer}
+    train, valid = dataset.train, None
+    if p.keep == "best_valid":
+        train, valid = hold_out(dataset.train, p.valid_fraction,
+                                seeded_rng(ctx.params.seed, "pretrain_generator", "valid_split"))
+        objects["best_model"] = best = copy.deepcopy(generator)  # checkpointed: a resumed run keeps its best
     start, history = checkpoints.restore(objects, rngs) or (0, [])
     bar = progress(ctx, "MLE", start, p.epochs, "epoch")
     for epoch in bar:
-        row = {"epoch": epoch + 1, "train_nll": mle_epoch(generator, optimizer, dataset.train, batch_size=p.batch_size,
+        row = {"epoch": epoch + 1, "train_nll": mle_epoch(generator, optimizer, train, batch_size=p.batch_size,
                                                        grad_clip=p.grad_clip, rng=rngs["rng"])}
+        if valid is not None:
+            row["valid_nll"] = sequence_nll(generator, valid)
+            if row["valid_nll"] < min((r["valid_nll"] for r in history), default=float("inf")):
+                best.load_state_dict(generator.state_dict())
         record(ctx, dataset, generator, rngs, history, row, bar, epoch + 1,
                evaluate=(epoch + 1) % p.eval_every == 0 or epoch + 1 == p.epochs)
         checkpoints.save(epoch + 1, history, objects, rngs)
-    return history, {}
+    if valid is None:
+        return history, {}
+    generator.load_state_dict(best.state_dict())
+    return history, {"kept_epoch": min(history, key=lambda r: r["valid_nll"])["epoch"]}
 
 
 def interleaved(ctx: StageContext, dataset: Dataset, generator: torch.nn.Module, checkpoints: Checkpointer,
