@@ -155,7 +155,9 @@ class SweepCell:
 
     @property
     def pretrained(self) -> Path:
-        return self.root / "pretrained"
+        """The seed's pretrained models. Not a method's name: each method has the folder of
+        its own name beside this one (the method `pretrained` among them)."""
+        return self.root / "pretraining"
 
     @property
     def generator_mle(self) -> Path:

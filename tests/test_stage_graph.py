@@ -2,7 +2,9 @@
 files through DVC: per pipeline file, with everything upstream, in dependency order."""
 from __future__ import annotations
 
-from conftest import REPO_ROOT
+from pathlib import Path
+
+from conftest import REPO_ROOT, copy_project
 
 from pipelines.stage_graph import load_stage_graph, stages_for
 
@@ -39,6 +41,22 @@ def test_comparison_graph_is_the_sweep_over_its_own_seeds() -> None:
     upstream = {n.name: n.upstream for n in nodes}
     assert upstream["comparison/dvc.yaml:train@real-seqgan-1"] == ("comparison/dvc.yaml:pretrain@real-1", "preprocess")
     assert all(n.experiment is None for n in nodes if n.pipeline == "comparison")
+
+
+def test_every_method_and_every_seed_pretraining_have_outputs_of_their_own(tmp_path: Path) -> None:
+    """With every method in the sweep, DVC builds the graph: no cell writes where another
+    stage does (the method `pretrained` once wrote into its seed's pretrained models)."""
+    from pipelines.contract import SweepCell
+    from pipelines.sweep import parse_methods, widen
+    from seqgan_core.methods import METHODS
+
+    assert SweepCell("real", 0).pretrained.name not in METHODS
+    root = copy_project(tmp_path / "repo")
+    methods = parse_methods("all", "lstm")
+    widen(methods, None, root / "params.yaml")
+    nodes = load_stage_graph(root, pipeline="comparison")  # DVC raises on overlapping outputs
+    names = {n.name.rpartition("dvc.yaml:")[2] for n in nodes}  # addressed from this process's directory
+    assert {f"train@real-{m}-0" for m in methods} <= names and "train@real-pretrained-0" in names
 
 
 def test_one_experiments_stages() -> None:

@@ -3,7 +3,7 @@ generator and pretrained discriminator, which every method of that seed starts f
 
 The same code as the training pipeline's `pretrain_generator` and `pretrain_discriminator`,
 with the seed replaced: pretraining variance is part of a method's variance, and methods
-pair by seed. Writes comparison/runs/<experiment>/seed<seed>/pretrained/.
+pair by seed. Writes comparison/runs/<experiment>/seed<seed>/pretraining/.
 
     python -m pipelines.stages.sweep_pretrain <experiment> <seed>
 """
