@@ -185,7 +185,18 @@ def section_from_settings(settings: type) -> type[Section]:
         constraints = {k: v for k, v in f.metadata.items() if k in ("ge", "gt", "le", "lt")}
         fields[f.name] = (Annotated[hint, Field(description=f.metadata.get("description") or None, **constraints)], ...)
     return create_model(settings.__name__.removesuffix("Settings") + "Params", __base__=Section,
-                        __doc__=settings.__doc__, **fields)
+                        __doc__=settings.__doc__, __validators__={"_settings_accept": _accepted_by(settings)},
+                        **fields)
+
+
+def _accepted_by(settings: type) -> Any:
+    """A validator running the dataclass's own checks across its fields (e.g. RelGAN's D width a
+    multiple of its representations), so `params check` refuses what the method would."""
+    def accept(section: Section) -> Section:
+        settings.from_dict(section.model_dump())  # its ValueError becomes this key's schema error
+        return section
+
+    return model_validator(mode="after")(accept)
 
 
 class AdversarialParams(Section):
@@ -198,7 +209,8 @@ class AdversarialParams(Section):
     lr: PositiveFloat
     grad_clip: Annotated[float, Field(ge=0)]
     max_abs_weight: PositiveFloat = Field(
-        description="the stage stops (TrainingDiverged) when a generator weight's |w| exceeds this after a batch")
+        description="training stops (TrainingDiverged) when a generator weight's |w| exceeds this after an "
+                    "adversarial batch or a pretraining epoch")
     d_steps: NonNegativeInt
     d_optimizer: Literal["continue", "fresh"] = Field(
         description="continue: D's Adam state carries on from pretraining, as in the authors' code")
@@ -315,6 +327,31 @@ class Params(Section):
         return self
 
     @model_validator(mode="after")
+    def _gate_reads_a_scored_order(self) -> "Params":
+        order, orders = self.promotion.real_bleu_order, self.evaluate.bleu_orders
+        if order not in orders:
+            raise ValueError(f"promotion.real_bleu_order = {order} is not among evaluate.bleu_orders {orders}: the "
+                             "gate would find no score to compare; add it there or pick one of them")
+        return self
+
+    @model_validator(mode="after")
+    def _batches_fit(self) -> "Params":
+        """Every batch size fits the data it draws from (the corpus's size is known only
+        after preprocessing, where the stage checks it)."""
+        g = self.pretrain_generator
+        train = self.oracle.num_train - (round(self.oracle.num_train * g.valid_fraction) if g.keep == "best_valid" else 0)
+        if g.batch_size > train:
+            raise ValueError(f"pretrain_generator.batch_size = {g.batch_size} exceeds the {train} synthetic training "
+                             "sequences it trains on (oracle.num_train"
+                             f"{', less the held-out share' if g.keep == 'best_valid' else ''}); lower it")
+        d, negatives = self.pretrain_discriminator, min(self.pretrain_discriminator.negatives, self.adversarial.d_negatives)
+        if d.batch_size > 2 * negatives:
+            raise ValueError(f"pretrain_discriminator.batch_size = {d.batch_size} exceeds a D round's "
+                             f"{2 * negatives} sequences (pretrain_discriminator.negatives / adversarial.d_negatives "
+                             "negatives and as many real ones); lower it or raise the negatives")
+        return self
+
+    @model_validator(mode="after")
     def _keep_fits(self) -> "Params":
         if self.pretrain_generator.keep == "best_valid" and self.generator.kind == "leakgan":
             raise ValueError("pretrain_generator.keep: best_valid chooses among MLE epochs, and generator.kind leakgan "
@@ -368,10 +405,19 @@ def parse_params(raw: object, source: str = str(PARAMS_FILE)) -> Params:
         raise ParamsError(f"{source} is invalid ({exc.error_count()} problem(s)):\n{lines}") from None
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader reading numbers as YAML 1.2 does: ``1e-2`` is a float, as DVC
+    (ruamel.yaml) reads the same file; YAML 1.1's rules would make it the text '1e-2'."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+                              list("-+.0123456789"))
+
+
 def _read_yaml(text: str, source: str) -> object:
     """`yaml.safe_load` that also refuses a key given twice in one mapping: YAML keeps the
     last one silently, and DVC refuses to read such a params file."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:  # an empty file
@@ -415,6 +461,10 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
         raise ParamsError(
             f"{path} not found: run from the repository root, or restore it with `seqgan profile small`"
         ) from None
+    except IsADirectoryError:
+        raise ParamsError(f"{path} is a folder; give the params file (params.yaml)") from None
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     return parse_params(_read_yaml(text, str(path)), str(path))
 
 

@@ -108,7 +108,7 @@ def run_main(body: Callable[[], None]) -> None:
         print(f"error: {exc} {what_is_kept()}", file=sys.stderr)
         raise SystemExit(1) from None
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the run is closed as KILLED by then
-        print(f"stopped: {exc or 'interrupted'}; the next `dvc repro` resumes a resumable stage", file=sys.stderr)
+        print(f"stopped: {str(exc) or 'interrupted'}; the next `dvc repro` resumes a resumable stage", file=sys.stderr)
         raise SystemExit(130) from None
 
 

@@ -54,7 +54,11 @@ def widen(methods: list[str] | None, seeds: list[int] | None, path: Path = PARAM
     if seeds is not None:
         section = re.sub(r"\n  seeds: [^\n]*", f"\n  seeds: [{', '.join(map(str, seeds))}]", section, count=1)
     new = text[:start] + section
-    parse_params(_read_yaml(new, str(path)), f"{path} with the sweep's settings")
+    comparison = parse_params(_read_yaml(new, str(path)), f"{path} with the sweep's settings").comparison
+    for key, wanted, got in (("methods", methods, comparison.methods), ("seeds", seeds, comparison.seeds)):
+        if wanted is not None and got != wanted:  # the line was not found: e.g. a block-style list
+            raise ParamsError(f"could not set comparison.{key} in {path}: write it on one line as a flow list, "
+                              f"e.g. `  {key}: [{', '.join(map(str, wanted))}]`")
     path.write_text(new, encoding="utf-8")
 
 

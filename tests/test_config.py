@@ -244,3 +244,58 @@ def test_invalid_yaml_is_named(tmp_path: Path) -> None:
     path.write_text("seed: [0\n")
     with pytest.raises(ParamsError, match=f"{path} is not valid YAML"):
         load_params(path)
+
+
+def test_an_exponent_without_a_point_is_a_number_as_dvc_reads_it(tmp_path: Path) -> None:
+    # YAML 1.1 (PyYAML) reads `1e-2` as text, YAML 1.2 (DVC's ruamel) as 0.01: it was refused
+    # as "not a valid number" while DVC's own view of the file was fine.
+    path = small_text_with(tmp_path, "  lr: 0.01\n", "  lr: 1e-2\n")
+    assert load_params(path).pretrain_generator.lr == 0.01
+    path = small_text_with(tmp_path, "seed: 0\n", "seed: 1e3\n")
+    assert "seed: value 1000.0" in str(pytest.raises(ParamsError, load_params, path).value)  # a float, not an int
+
+
+def test_a_folder_or_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match="is a folder; give the params file"):
+        load_params(tmp_path)
+    path = tmp_path / "params.yaml"
+    path.write_bytes(b"seed: \xe9\n")
+    with pytest.raises(ParamsError, match=r"is not UTF-8 text \(byte 6\): save it as UTF-8"):
+        load_params(path)
+
+
+@pytest.mark.parametrize("section, key, value, expected", [
+    ("methods.relgan", "d_emb_dim", 10, "methods.relgan: d_emb_dim = 10 must be a multiple of num_rep = 16"),
+    ("pretrain_generator", "batch_size", 6000, "pretrain_generator.batch_size = 6000 exceeds the 5000 synthetic"),
+    ("pretrain_discriminator", "batch_size", 20000, "pretrain_discriminator.batch_size = 20000 exceeds a D round's "
+                                                    "5000 sequences"),
+    ("adversarial", "d_negatives", 20, "pretrain_discriminator.batch_size = 64 exceeds a D round's 40 sequences"),
+    ("promotion", "real_bleu_order", 1, "promotion.real_bleu_order = 1 is not among evaluate.bleu_orders"),
+])
+def test_limits_across_keys_are_refused_by_params_check(section: str, key: str, value: int, expected: str) -> None:
+    """Each passed `params check` and then stopped a stage with a traceback (or, for the
+    gate's order, rejected every candidate as a failed evaluation)."""
+    raw = small()
+    node = raw
+    for part in section.split("."):
+        node = node[part]
+    node[key] = value
+    assert expected in str(pytest.raises(ParamsError, parse_params, raw).value)
+
+
+def test_best_valid_counts_the_held_out_share_against_the_batch() -> None:
+    raw = small()
+    raw["pretrain_generator"].update(keep="best_valid", valid_fraction=0.5, batch_size=3000)
+    assert "exceeds the 2500 synthetic training sequences" in str(pytest.raises(ParamsError, parse_params, raw).value)
+
+
+def test_the_sweep_refuses_a_list_it_cannot_rewrite(tmp_path: Path) -> None:
+    """A block-style `methods:` list was left as it was, without a word, and the sweep ran
+    the old grid."""
+    from pipelines.sweep import widen
+
+    path = small_text_with(tmp_path, "  methods: [mle, seqgan, maligan_full]", "  methods:\n    - mle\n    - seqgan")
+    before = path.read_text()
+    with pytest.raises(ParamsError, match=r"could not set comparison.methods .* `  methods: \[mle, rankgan\]`"):
+        widen(["mle", "rankgan"], None, path)
+    assert path.read_text() == before

@@ -24,6 +24,8 @@ def build_oracle(params, device: torch.device) -> Oracle:
     if p.weights_file is None:
         return Oracle(p.seed, p.vocab_size, p.emb_dim, p.hidden_dim, p.seq_len, device=device)
     path = Path(p.weights_file)
+    if path.is_dir():
+        raise StageError(f"oracle.weights_file = {p.weights_file!r} is a folder; name the npz file inside it")
     if not path.exists():
         raise StageError(f"oracle.weights_file = {p.weights_file!r} does not exist; put an npz in the paper's "
                          "format there (see data/oracle/README.md) or set it to null to synthesise the oracle "

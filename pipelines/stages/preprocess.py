@@ -23,6 +23,9 @@ def read_lines(path: Path) -> list[str]:
     if not path.exists():
         raise StageError(f"corpus.path = {str(path)!r} does not exist; point it at a UTF-8 text file "
                          "with one sequence per line (see data/corpora/README.md)")
+    if path.is_dir():
+        raise StageError(f"corpus.path = {str(path)!r} is a folder; point it at the text file inside it "
+                         "(one sequence per line)")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from seqgan_core.leakgan import discriminator_pass, generator_optimizers, pretrain_generator_epoch
 from seqgan_core import sequence_nll
-from seqgan_core.train import adam, hold_out, mle_epoch
+from seqgan_core.train import adam, check_weights_bounded, hold_out, mle_epoch
 
 from ..config import Params
 from ..contract import Artifacts
@@ -192,8 +192,13 @@ def progress(ctx: StageContext, what: str, start: int, total: int, unit: str) ->
 
 def record(ctx: StageContext, dataset: Dataset, generator: torch.nn.Module, rngs: dict[str, torch.Generator],
            history: list[dict], row: dict, bar: tqdm, step: int, *, evaluate: bool) -> None:
-    """An epoch's row, with the NLL scores when ``evaluate``: kept, shown, logged at ``step``."""
+    """An epoch's row, with the NLL scores when ``evaluate``: kept, shown, logged at ``step``.
+    A generator whose weights exploded stops the stage first (its losses can stay finite),
+    with the previous epoch's checkpoint kept and the previous outputs untouched."""
     p = ctx.params.pretrain_generator
+    check_weights_bounded(generator, ctx.params.adversarial.max_abs_weight,
+                          advice="Lower pretrain_generator.lr or generator.init_std, or raise adversarial.max_abs_weight "
+                                 "if weights this large are intended.")
     if evaluate:
         row.update(nll_scores(generator, dataset, p.eval_samples, rngs["eval_rng"]))
     history.append(row)

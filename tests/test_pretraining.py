@@ -1,6 +1,8 @@
-"""MLE pretraining's ``keep: best_valid``: the epochs train on the training split less a
-held-out share, and the generator kept is the one with the lowest NLL on that share; a
-killed run resumes to the same choice; LeakGAN's interleaved pretraining refuses it.
+"""MLE pretraining (`pipelines.stages.pretrain_generator.pretrain`). ``keep: best_valid``:
+the epochs train on the training split less a held-out share, and the generator kept is
+the one with the lowest NLL on that share; a killed run resumes to the same choice;
+LeakGAN's interleaved pretraining refuses it. A run whose weights explode stops before it
+writes anything.
 
 In-process on the tiny synthetic experiment, as tests/test_method_stages.py (whose helpers
 it uses).
@@ -147,3 +149,14 @@ def test_leakgan_pretraining_refuses_best_valid() -> None:
     raw["pretrain_generator"]["keep"] = "best_valid"
     with pytest.raises(ParamsError, match="keep: best_valid chooses among MLE epochs.*set keep: last"):
         parse_params(raw)
+
+
+def test_exploding_weights_stop_pretraining_before_anything_is_written(repo: Path) -> None:
+    # With a huge rate every loss stayed finite (NLL-test 5.6e31) and the stage exited 0,
+    # replacing the generator with weights of 4e30 for the later stages to trip over.
+    from seqgan_core.train import TrainingDiverged
+
+    params = selecting_params(keep="last", lr=1e30)
+    with pytest.raises(TrainingDiverged, match="Lower pretrain_generator.lr or generator.init_std"):
+        run_pretraining(params, repo / "out")
+    assert not (repo / "out").exists()
