@@ -6,7 +6,8 @@ A generator is scored at temperature 1 (`Scorer.final`) and over a temperature s
 quality side (NLL-oracle; BLEU-n) and the tempered model the diversity side (NLL-test;
 Self-BLEU-n of the samples), so a method that only sharpens its distribution shows up as
 a move along MLE's own curve. Every setting that changes a score is reported next to it
-(`Scorer.settings`).
+(`Scorer.settings`), and `Scorer.version` hashes those settings with the scoring code: the
+registry gate compares only metrics of the same scoring version.
 
 LeakGAN generators get a labelled second figure beside their temperature-1 one
 (`Scorer.code_sharpened`): the official code evaluates on softmax(1.5 x logits), which
@@ -15,7 +16,11 @@ compared with the paper's is not mistaken for the one compared with the other me
 """
 from __future__ import annotations
 
+import hashlib
+import importlib
+import json
 from functools import cached_property
+from pathlib import Path
 
 import torch
 
@@ -30,6 +35,9 @@ from .datasets import Dataset
 
 
 SHARPENED_SUFFIX = sharpened_metric("", CODE_SHARPENING)
+# The code an edit of which changes a score: this module, BLEU / Self-BLEU, NLL (sequence_nll
+# and the oracle's nll) and how sentences are cut for BLEU (strip_eos).
+SCORING_CODE = (__name__, "seqgan_core.bleu", "seqgan_core.oracle", "seqgan_core.corpus")
 
 
 def nll_scores(generator: torch.nn.Module, dataset: Dataset, n_samples: int, rng: torch.Generator) -> dict[str, float]:
@@ -127,3 +135,17 @@ class Scorer:
                 "bleu_references": f"{e.bleu_references} split ({len(self.references)} sentences)",
                 "self_bleu_sample_size": e.self_bleu_size, "tokenization": self.dataset.tokenizer,
                 "padding": "stripped at first <eos>"}
+
+    def final_settings(self) -> dict:
+        """The settings behind `final`'s temperature-1 scores, the ones the registry gate
+        compares: `settings` without the temperature sweep's and the labelled LeakGAN figure's."""
+        return {k: v for k, v in self.settings().items() if k not in ("temperatures", "sweep_samples", "sharpened")}
+
+    def version(self) -> str:
+        """A hash of `final_settings` and the sources of `SCORING_CODE`: two versions' metrics
+        are comparable only when scored under the same one. The seed is not part of it (a
+        retrain with another seed is compared with the champion)."""
+        digest = hashlib.sha256(json.dumps(self.final_settings(), sort_keys=True, default=str).encode())
+        for module in SCORING_CODE:
+            digest.update(Path(importlib.import_module(module).__file__).read_bytes())
+        return digest.hexdigest()[:16]
