@@ -1,10 +1,11 @@
 """MLflow tracking for pipeline stages.
 
 Each DVC stage is its own process, so the runs are tied together by a key: one parent
-run per experiment per pipeline run, found by its `seqgan.pipeline_key` tag, with a
-nested run per stage. The key comes from `SEQGAN_PIPELINE_RUN` when an orchestrator
-(the Prefect flow) sets it, and otherwise from the git revision and the contents of
-params.yaml and dvc.yaml: stages run by one `dvc repro` share it.
+run per experiment per pipeline run, found by its `seqgan.pipeline_key` tag while it is
+RUNNING (evaluate ends it), with a nested run per stage. The key comes from
+`SEQGAN_PIPELINE_RUN` when an orchestrator (the Prefect flow) sets it, and otherwise from
+the git revision and the contents of params.yaml and dvc.yaml: stages run by one `dvc
+repro` share it.
 
 Embedded default store: SQLite `mlflow.db` and artifacts under `mlartifacts/` at the
 repository root; `MLFLOW_TRACKING_URI` overrides (with a tracking server, artifacts go to the
@@ -114,8 +115,13 @@ def _parent_run(mlflow_client: "MlflowClient", experiment_id: str, key: str, par
                 pipeline: str = "training") -> str:
     """The pipeline run's parent run, created by the first stage that needs it. Stages on two
     workers may both create one at once: each then keeps the earliest of those with the key
-    and deletes its own if it is not that one, so they agree on a single parent."""
-    query = f"tags.`{PIPELINE_KEY_TAG}` = '{key}'"
+    and deletes its own if it is not that one, so they agree on a single parent.
+
+    Only a RUNNING parent is reused: one that has ended (evaluate finishes it, an orchestrator
+    ends it) belongs to a pipeline run that is over. The same key comes back when a stage
+    re-runs without a committed change (uncommitted code, `dvc repro -f`); reusing that run
+    would put two registered models under one run whose metrics belong to only one."""
+    query = f"tags.`{PIPELINE_KEY_TAG}` = '{key}' and attributes.status = 'RUNNING'"
     found = mlflow_client.search_runs([experiment_id], filter_string=query, max_results=1)
     if found:
         return found[0].info.run_id
