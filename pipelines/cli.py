@@ -65,7 +65,7 @@ def cmd_promote(args: argparse.Namespace) -> None:
     from .registry import promote_version
 
     decision = promote_version(args.model, args.version, margin=args.margin)
-    print(decision.reason)
+    print(decision.summary())
 
 
 def cmd_rollback(args: argparse.Namespace) -> None:

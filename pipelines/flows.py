@@ -145,8 +145,8 @@ def promotion_flow(experiment: str = "synthetic", version: str | None = None):
     if version is None:
         version = json.loads(Artifacts(experiment).registry_record.read_text())["version"]
     decision = promote_version(model, str(version), flow_run=str(flow_run.get_id() or "local"))
-    create_markdown_artifact(f"# Promotion of `{model}` v{version}\n\n{decision.reason}", key="seqgan-promotion")
-    print(decision.reason)
+    create_markdown_artifact(f"# Promotion of `{model}` v{version}\n\n{decision.summary()}", key="seqgan-promotion")
+    print(decision.summary())
     return decision
 
 

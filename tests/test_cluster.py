@@ -253,7 +253,8 @@ def test_two_gates_racing_through_the_server_leave_one_champion(cluster, repo: P
     client.create_registered_model(name)
 
     def version(nll: float) -> str:
-        tags = {"metric.nll": repr(nll), "data_version": "d1", "experiment_kind": "synthetic"}
+        tags = {"metric.nll": repr(nll), "data_version": "d1", "scoring_version": "s1",
+                "experiment_kind": "synthetic"}
         return str(client.create_model_version(name, f"{run.info.artifact_uri}/model", run.info.run_id, tags=tags).version)
 
     base, good, best = version(3.0), version(2.5), version(2.0)

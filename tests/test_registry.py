@@ -9,6 +9,7 @@ Each gate test uses its own registered model name, so champions never leak betwe
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -34,6 +35,7 @@ mlflow = pytest.importorskip("mlflow")
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = {"vocab_size": 20, "emb_dim": 8, "hidden_dim": 8, "seq_len": 6, "start_token": 0}
 TOKENS = ["<eos>", "<unk>", *"abcdefghijklmnopqr"]  # 20 tokens: ids 2.. are the letters
+SCORING_SETTINGS = {"bleu_references": "test split (100 sentences)", "bleu_orders": [2, 3]}
 QUIET_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
@@ -63,15 +65,16 @@ def store(tmp_path_factory):
         vocab_path = root / "vocab.json"
         Vocabulary(TOKENS).save(vocab_path)
 
+        scoring = {"scoring_version": "s1", "scoring_settings": SCORING_SETTINGS}
         corpus_version = registry.register_generator(
             run_id=run_id, model_name="gen-corpus", checkpoint=checkpoint, vocab=vocab_path,
             tokenizer="char", metrics={"nll_test": 2.5, "bleu2": 0.4}, data_version="corpus-v1",
-            experiment_kind="real",
+            experiment_kind="real", baseline={"nll_test": 2.4, "bleu2": 0.35}, **scoring,
         )
         synthetic_version = registry.register_generator(
             run_id=run_id, model_name="gen-synthetic", checkpoint=checkpoint, vocab=None,
             tokenizer="char", metrics={"nll_oracle": 9.1, "nll_test": float("nan")},
-            data_version="oracle-v1", experiment_kind="synthetic",
+            data_version="oracle-v1", experiment_kind="synthetic", baseline={"nll_test": 2.4}, **scoring,
         )
         leftover_code_paths = [
             p for p in sys.path if p not in path_before and p.rstrip(os.sep).endswith(f"{os.sep}code")
@@ -81,6 +84,7 @@ def store(tmp_path_factory):
             "root": root, "uri": uri, "client": client, "run_id": run_id,
             "corpus": corpus_version, "synthetic": synthetic_version,
             "source": client.get_model_version("gen-corpus", corpus_version).source,
+            "checkpoint_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
         }
 
 
@@ -94,15 +98,18 @@ def synthetic_model(store):
     return mlflow.pyfunc.load_model("models:/gen-synthetic@challenger")
 
 
-def make_version(store, name: str, data_version: str = "d1", **metrics: float) -> str:
+def make_version(store, name: str, data_version: str = "d1", *, tags: dict[str, str] | None = None,
+                 **metrics: float) -> str:
     """A registered version that reuses the real model's files, tagged like
-    `register_generator` tags its versions (the gate reads nothing else)."""
+    `register_generator` tags its versions (the gate reads nothing else besides the files'
+    hash, which it checks only when ``checkpoint_sha256`` is among ``tags``)."""
     client = store["client"]
     try:
         client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:
         client.create_registered_model(name)
-    tags = {f"metric.{k}": repr(float(v)) for k, v in metrics.items()}
+    tags = {"scoring_version": "s1", **(tags or {})}
+    tags.update({f"metric.{k}": repr(float(v)) for k, v in metrics.items()})
     tags.update({"data_version": data_version, "experiment_kind": "real"})
     return str(client.create_model_version(name, store["source"], run_id=store["run_id"], tags=tags).version)
 
@@ -152,6 +159,9 @@ def test_register_sets_challenger_tags_metrics_and_leaves_run_alone(store):
     assert version.tags["metric.bleu2"] == "0.4"
     assert version.tags["data_version"] == "corpus-v1"
     assert version.tags["experiment_kind"] == "real"
+    assert version.tags["baseline.nll_test"] == "2.4" and version.tags["scoring_version"] == "s1"
+    assert json.loads(version.tags["scoring_settings"]) == SCORING_SETTINGS
+    assert version.tags["checkpoint_sha256"] == store["checkpoint_sha256"]
     assert version.run_id == store["run_id"]
     # The model's files live in the run's experiment, not the default one (./mlruns).
     logged = client.get_logged_model(version.source.removeprefix("models:/"))
@@ -488,12 +498,154 @@ def test_rollback_sets_champion_and_records_it(store):
     assert new.tags["rollback.replaced"] == v2 and new.tags["rollback.reason"] == "v2 writes gibberish"
     assert old.tags["rollback.replaced_by"] == v1
     assert "rollback" in new.description and "rollback" in old.description
-    # The gate now compares against v1 again; a re-run on v2 is a new decision (new champion).
-    assert registry.promote(name, v2, **NLL).champion_before == v1
-    assert champion(store, name) == v2
     with pytest.raises(mlflow.exceptions.MlflowException):
         registry.rollback(name, "999")
+    assert champion(store, name) == v1
+
+
+def test_a_rollback_survives_a_rerun_of_the_gate(store):
+    """Before: the re-run took "champion == the champion it beat" for a crash between the
+    writes and moved the alias back to v2, writing nothing (the weekly retrain re-gates the
+    version in registry.json whenever DVC skips every stage)."""
+    name = "g-rollback-rerun"
+    registry.promote(name, v1 := make_version(store, name, nll=3.0), **NLL)
+    registry.promote(name, v2 := make_version(store, name, nll=2.0), **NLL)
+    registry.rollback(name, v1, reason="v2 writes gibberish")
+    before = version_state(store, name)
+    for gate in (NLL, {**NLL, "margin": 0.0}):  # nor does a gate with other settings re-promote it
+        again = registry.promote(name, v2, **gate)
+        assert not again.promoted and again.recorded and again.champion_after == v1
+        assert "taken out of service by a rollback" in again.reason and "v2 writes gibberish" in again.reason
+        assert f"seqgan rollback --model {name} --version {v2}" in again.reason
+    assert champion(store, name) == v1 and version_state(store, name) == before
+    on_champion = registry.promote(name, v1, **NLL)
+    assert on_champion.summary().startswith(f"v{v1} is already champion (made champion by rollback at ")
+    # Only an explicit rollback puts v2 back; then v1 is the one out of service.
+    registry.rollback(name, v2, reason="v2 fixed by a tokenizer update")
     assert champion(store, name) == v2
+    assert not any(k.startswith("rollback.replaced_") for k in store["client"].get_model_version(name, v2).tags)
+    assert not registry.promote(name, v1, **NLL).promoted and champion(store, name) == v2
+
+
+def test_an_interrupted_promotion_is_finished_by_a_rerun(store):
+    """The crash the re-run path exists for: the decision was recorded, the alias never moved."""
+    name = "g-interrupted"
+    registry.promote(name, v1 := make_version(store, name, nll=3.0), **NLL)
+    registry.promote(name, v2 := make_version(store, name, nll=2.0), **NLL)
+    store["client"].set_registered_model_alias(name, "champion", v1)  # as if the last write never happened
+    finished = registry.promote(name, v2, **NLL)
+    assert finished.promoted and finished.champion_after == v2 and champion(store, name) == v2
+
+
+def test_metrics_scored_under_other_settings_are_not_compared(store):
+    """Before: only data_version was checked, so a champion re-scored against the training
+    split (BLEU higher for the same checkpoint) "beat itself"."""
+    name = "g-scoring"
+    bleu = {"metric": "bleu2", "higher_is_better": True, "margin": 0.005}
+    test_refs = {"scoring_version": "s1", "scoring_settings": json.dumps(SCORING_SETTINGS)}
+    registry.promote(name, v1 := make_version(store, name, bleu2=0.30, tags=test_refs), **bleu)
+    train_refs = {"scoring_version": "s2", "scoring_settings": json.dumps(
+        {**SCORING_SETTINGS, "bleu_references": "train split (900 sentences)"})}
+    decision = registry.promote(name, make_version(store, name, bleu2=0.45, tags=train_refs), **bleu)
+    assert not decision.promoted and champion(store, name) == v1
+    assert "scoring_version differs (candidate s2, champion v1 s1" in decision.reason
+    assert "bleu_references: 'train split (900 sentences)' vs 'test split (100 sentences)'" in decision.reason
+    assert "re-evaluate the champion's checkpoint" in decision.reason
+    new_code = {"scoring_version": "s3", "scoring_settings": json.dumps(SCORING_SETTINGS)}
+    assert "the scoring code differs" in registry.promote(name, make_version(store, name, bleu2=0.45, tags=new_code),
+                                                          **bleu).reason
+
+
+def test_a_champion_without_a_scoring_version_is_not_compared(store):
+    """A champion registered before the tag existed: nothing says how its metrics were scored."""
+    name = "g-scoring-legacy"
+    registry.promote(name, v1 := make_version(store, name, nll=3.0, tags={"scoring_version": ""}), **NLL)
+    decision = registry.promote(name, make_version(store, name, nll=2.0), **NLL)
+    assert not decision.promoted and champion(store, name) == v1
+    assert "champion v1 missing" in decision.reason and "registered before its scoring settings" in decision.reason
+
+
+def test_scoring_version_follows_settings_and_code_not_the_seed(monkeypatch):
+    from types import SimpleNamespace
+
+    from pipelines.config import load_params
+    from pipelines.contract import kind_of
+    from pipelines.scoring import Scorer
+
+    params = load_params(REPO_ROOT / "params.yaml")
+    data = SimpleNamespace(kind=kind_of("real"), test=torch.zeros(100, 4), train=torch.zeros(900, 4), tokenizer="char")
+
+    def version(**evaluate) -> str:
+        changed = params.model_copy(update={"evaluate": params.evaluate.model_copy(update=evaluate)})
+        return Scorer(data, changed).version()
+
+    base = version()
+    assert version(bleu_references="train") != base
+    assert version(temperatures=[0.5, 2.0]) == base  # the sweep is not what the gate compares
+    assert Scorer(data, params.model_copy(update={"seed": params.seed + 1})).version() == base
+    import seqgan_core.bleu
+
+    monkeypatch.setattr(seqgan_core.bleu, "__file__", __file__)  # other BLEU code
+    assert version() != base
+
+
+def test_the_first_champion_is_held_to_the_mle_baseline(store):
+    """Before: with no champion only NLL-test < ln V was checked, so a generator sharpened to
+    temperature 0.62 (NLL-test 3.90 vs MLE's 3.59) became champion and blocked every
+    honest successor."""
+    import dataclasses
+
+    from pipelines.config import load_params
+    from pipelines.contract import kind_of
+
+    rule = dataclasses.asdict(kind_of("real").gate_rule(load_params(REPO_ROOT / "params.yaml")))
+    name = "g-baseline"
+    sharpened = make_version(store, name, bleu2=0.60, nll_test=3.90, tags={"baseline.nll_test": "3.59"})
+    decision = registry.promote(name, sharpened, **rule)
+    assert not decision.promoted and champion(store, name) is None
+    assert "guard nll_test 3.9 vs the MLE baseline 3.59 is worse by" in decision.reason
+    honest = make_version(store, name, bleu2=0.40, nll_test=3.62, tags={"baseline.nll_test": "3.59"})
+    assert registry.promote(name, honest, **rule).promoted and champion(store, name) == honest
+
+
+def test_rerun_on_the_champion_says_nothing_changed(store, monkeypatch, capsys):
+    """Before: `seqgan promote` on the champion printed its first decision's reason, "no
+    champion yet: ...", as if it had just been made."""
+    from pipelines.cli import main
+
+    monkeypatch.chdir(REPO_ROOT)  # the gate rule comes from params.yaml
+    name = "g-cli"
+    v1 = make_version(store, name, bleu2=0.3, nll_test=3.0)
+    main(["promote", "--model", name, "--version", v1])
+    first = capsys.readouterr().out.strip()
+    assert first.startswith("no champion yet")
+    main(["promote", "--model", name, "--version", v1])
+    time = store["client"].get_model_version(name, v1).tags["gate.time"]
+    assert capsys.readouterr().out.strip() == f"v{v1} is already champion (decision recorded {time}: {first})"
+
+
+def test_a_version_whose_files_are_not_the_scored_checkpoint_is_not_promoted(store):
+    name = "g-checkpoint"
+    scored_elsewhere = make_version(store, name, nll=2.0, tags={"checkpoint_sha256": "0" * 64})
+    decision = registry.promote(name, scored_elsewhere, **NLL)
+    assert not decision.promoted and champion(store, name) is None
+    assert "is not the checkpoint its metrics were scored from (sha256 000000000000)" in decision.reason
+    same = make_version(store, name, nll=2.0, tags={"checkpoint_sha256": store["checkpoint_sha256"]})
+    assert registry.promote(name, same, **NLL).promoted
+
+
+def test_a_finished_pipeline_run_is_not_reused(store):
+    """Before: a stage re-run under the same key (uncommitted code, `dvc repro -f`) joined the
+    FINISHED parent, so two registered models shared one run."""
+    from pipelines import tracking
+
+    client = store["client"]
+    experiment = client.get_run(store["run_id"]).info.experiment_id
+    first = tracking._parent_run(client, experiment, "key-rerun", {})
+    assert tracking._parent_run(client, experiment, "key-rerun", {}) == first  # stages of one pipeline run share it
+    client.set_terminated(first, "FINISHED")  # evaluate ended the pipeline run
+    second = tracking._parent_run(client, experiment, "key-rerun", {})
+    assert second != first and client.get_run(second).info.status == "RUNNING"
 
 
 def test_a_collapsed_synthetic_generator_is_not_promoted(store):

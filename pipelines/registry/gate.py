@@ -1,9 +1,13 @@
 """The promotion gate: which registered version serves as ``champion``.
 
 `promote` compares a candidate with the current champion and moves ``champion`` only when
-the candidate is better by more than a margin on the same data version, without its guard
-metric (NLL-test) getting worse than a tolerance; a candidate whose NLL-test is worse than
-uniform tokens is never promoted. `rollback` points ``champion`` at a named version by hand.
+the candidate is better by more than a margin on the same data version and scoring version
+(settings and code that scored the metrics), without its guard metric (NLL-test) getting
+worse than a tolerance, and when its registered checkpoint is the one its metrics were
+scored from. With no champion yet, the guard is held against the MLE baseline of the same
+evaluation instead; a candidate whose NLL-test is worse than uniform tokens is never
+promoted. `rollback` points ``champion`` at a named version by hand; the version it replaces
+stays out of service (the gate never re-promotes it) until a rollback names it again.
 Every decision is recorded on the candidate (``gate.*`` tags, `Decision.to_tags`, and a
 line of its description); a re-run with the same settings against the same champion reads
 it back (`Decision.from_tags`) and writes nothing. Champion changes happen under
@@ -12,7 +16,9 @@ better candidate as champion.
 """
 from __future__ import annotations
 
+import json
 import math
+import tempfile
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,13 +26,21 @@ from typing import TYPE_CHECKING
 
 from ..contract import UNIFORM_NLL_METRIC
 from .lock import registry_lock
-from .tags import CHALLENGER, CHAMPION, DATA_VERSION_TAG, EXPERIMENT_KIND_TAG, client, format_value, metric_of, parse_value
+from .registration import file_sha256
+from .tags import (CHALLENGER, CHAMPION, CHECKPOINT_SHA_TAG, DATA_VERSION_TAG, EXPERIMENT_KIND_TAG,
+                   SCORING_SETTINGS_TAG, SCORING_VERSION_TAG, baseline_of, client, format_value, metric_of,
+                   parse_value)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
 GATE_TAG_PREFIX = "gate."
+# Set by `rollback` on the version it takes out of service, and removed when a rollback puts
+# that version back: while present, the gate does not re-promote the version.
+REPLACED_BY_TAG, REPLACED_TIME_TAG, REPLACED_REASON_TAG = (
+    "rollback.replaced_by", "rollback.replaced_time", "rollback.replaced_reason")
+ROLLBACK_TIME_TAG, ROLLBACK_REASON_TAG = "rollback.time", "rollback.reason"
 # The settings a recorded decision was made with: it is reused only when all of them match.
 _SETTINGS = ("metric", "higher_is_better", "margin", "guard_metric", "guard_tolerance", "champion_before")
 
@@ -99,6 +113,13 @@ class Decision:
     def made_with_same_settings(self, other: "Decision") -> bool:
         return all(getattr(self, name) == getattr(other, name) for name in _SETTINGS)
 
+    def summary(self) -> str:
+        """What to tell a person: the reason, and on a re-run that finds the version already
+        champion, that nothing changed (the recorded reason alone would read as news)."""
+        if self.recorded and self.champion_after == self.version and self.champion_before != self.version:
+            return f"v{self.version} is already champion (decision recorded {self.time}: {self.reason})"
+        return self.reason
+
 
 def _champion(mlflow_client: "MlflowClient", model_name: str) -> "ModelVersion | None":
     from mlflow.exceptions import MlflowException
@@ -146,13 +167,9 @@ def _decide(
             f"({_fmt(uniform)} = ln vocab): a diverged or collapsed generator is never promoted, not even as the first"
         )
     if champion is None:
-        return True, "no champion yet: the first evaluated model becomes champion"
-    cand_data, champ_data = candidate.tags.get(DATA_VERSION_TAG), champion.tags.get(DATA_VERSION_TAG)
-    if not cand_data or cand_data != champ_data:
-        return False, (
-            f"data_version differs (candidate {cand_data or 'missing'}, champion v{champion.version} "
-            f"{champ_data or 'missing'}): metrics are not comparable; promote by hand with rollback() if intended"
-        )
+        return _first_champion(candidate, guard_metric, guard_tolerance, guard_higher_is_better)
+    if why_not := _not_comparable(candidate, champion):
+        return False, why_not
     champ = metric_of(champion, metric)
     direction = "higher" if higher_is_better else "lower"
     if not _finite(champ):
@@ -166,16 +183,71 @@ def _decide(
         )
     if not verdict or guard_metric is None:
         return verdict, why
-    cand_guard, champ_guard = metric_of(candidate, guard_metric), metric_of(champion, guard_metric)
+    champ_guard = metric_of(champion, guard_metric)
     if not _finite(champ_guard):
         return True, f"{why}; guard {guard_metric} not applied: champion has no finite value ({_fmt(champ_guard)})"
-    worse = cand_guard - champ_guard if not guard_higher_is_better else champ_guard - cand_guard
-    if worse > guard_tolerance:
-        return False, (
-            f"{why}, but guard {guard_metric} {_fmt(cand_guard)} vs champion {_fmt(champ_guard)} "
-            f"is worse by {worse:.6g} > tolerance {guard_tolerance:g}"
-        )
-    return True, f"{why}; guard {guard_metric} {_fmt(cand_guard)} vs {_fmt(champ_guard)} within tolerance {guard_tolerance:g}"
+    within, guard = _guard(guard_metric, metric_of(candidate, guard_metric), champ_guard, "champion",
+                           guard_tolerance, guard_higher_is_better)
+    return (True, f"{why}; {guard}") if within else (False, f"{why}, but {guard}")
+
+
+def _guard(guard_metric: str, candidate: float, reference: float, reference_name: str, tolerance: float,
+           higher_is_better: bool) -> tuple[bool, str]:
+    """Whether the candidate's guard metric is within ``tolerance`` of the reference's, and the comparison in words."""
+    worse = reference - candidate if higher_is_better else candidate - reference
+    comparison = f"guard {guard_metric} {_fmt(candidate)} vs {reference_name} {_fmt(reference)}"
+    if worse > tolerance:
+        return False, f"{comparison} is worse by {worse:.6g} > tolerance {tolerance:g}"
+    return True, f"{comparison} within tolerance {tolerance:g}"
+
+
+def _first_champion(candidate: "ModelVersion", guard_metric: str | None, guard_tolerance: float,
+                    guard_higher_is_better: bool) -> tuple[bool, str]:
+    """With no champion, the guard holds against the MLE generator scored in the same
+    evaluation: a generator that only sharpened (or collapsed) its distribution would
+    otherwise become champion and then block every honest successor."""
+    first = "no champion yet: the first evaluated model becomes champion"
+    if guard_metric is None:
+        return True, first
+    baseline = baseline_of(candidate, guard_metric)
+    if not _finite(baseline):
+        return True, f"{first}; guard {guard_metric} not applied: no finite MLE baseline recorded ({_fmt(baseline)})"
+    within, guard = _guard(guard_metric, metric_of(candidate, guard_metric), baseline, "the MLE baseline",
+                           guard_tolerance, guard_higher_is_better)
+    if within:
+        return True, f"{first}; {guard}"
+    return False, f"no champion yet, but {guard}: a sharpened or collapsed generator is not made the first champion"
+
+
+def _not_comparable(candidate: "ModelVersion", champion: "ModelVersion") -> str | None:
+    """Why the two versions' metrics cannot be compared (other data, or scored under other
+    settings or code), or None. A version registered before its scoring version was
+    recorded is never comparable: nothing says how its metrics were scored."""
+    cand_data, champ_data = candidate.tags.get(DATA_VERSION_TAG), champion.tags.get(DATA_VERSION_TAG)
+    if not cand_data or cand_data != champ_data:
+        return (f"data_version differs (candidate {cand_data or 'missing'}, champion v{champion.version} "
+                f"{champ_data or 'missing'}): metrics are not comparable; promote by hand with rollback() if intended")
+    cand_scoring, champ_scoring = candidate.tags.get(SCORING_VERSION_TAG), champion.tags.get(SCORING_VERSION_TAG)
+    if not cand_scoring or cand_scoring != champ_scoring:
+        return (f"scoring_version differs (candidate {cand_scoring or 'missing'}, champion v{champion.version} "
+                f"{champ_scoring or 'missing'}; {_scoring_difference(candidate, champion)}): metrics scored under "
+                "other settings or code are not comparable; re-evaluate the champion's checkpoint under the "
+                "candidate's settings (`dvc repro evaluate@<experiment>` with it in place registers it again) and "
+                "make that version champion with `seqgan rollback`, or put the candidate in service with "
+                "`seqgan rollback`")
+    return None
+
+
+def _scoring_difference(candidate: "ModelVersion", champion: "ModelVersion") -> str:
+    """Which scoring settings differ, in words (from the versions' recorded settings)."""
+    settings = [json.loads(v.tags.get(SCORING_SETTINGS_TAG) or "null") for v in (candidate, champion)]
+    if None in settings:
+        which = "candidate" if settings[0] is None else f"champion v{champion.version}"
+        return f"the {which} was registered before its scoring settings were recorded"
+    cand, champ = settings
+    differ = [f"{key}: {cand.get(key, 'missing')!r} vs {champ.get(key, 'missing')!r}"
+              for key in sorted(set(cand) | set(champ)) if cand.get(key) != champ.get(key)]
+    return "settings differ, " + "; ".join(differ) if differ else "same settings: the scoring code differs"
 
 
 def _append_description(mlflow_client: "MlflowClient", model_name: str, version: "ModelVersion", line: str) -> None:
@@ -221,17 +293,22 @@ def promote(
         )
 
         if champion_version == version:
-            if recorded is not None and recorded.promoted:
-                return recorded
-            return replace(asked, promoted=True, reason=f"v{version} is already champion", time="", recorded=True)
+            return _already_champion(candidate, recorded, asked)
+        if REPLACED_BY_TAG in candidate.tags:
+            return replace(asked, promoted=False, reason=_rolled_back(model_name, candidate),
+                           time=candidate.tags.get(REPLACED_TIME_TAG, ""), recorded=True)
         if recorded is not None and recorded.made_with_same_settings(asked):
-            if recorded.promoted:  # promoted, but the alias never moved (a crash between the writes): finish
+            if not recorded.promoted:
+                return recorded
+            if _interrupted(recorded, champion):  # promoted, but the alias never moved (a crash between the writes)
                 mlflow_client.set_registered_model_alias(model_name, CHAMPION, version)
-                return replace(recorded, champion_after=version)
-            return recorded
+                return replace(recorded, champion_after=version, recorded=False)
+            # else the champion became champion again since (another gate, a rollback): decide anew
 
         promoted, reason = _decide(candidate, champion, metric, higher_is_better, float(margin),
                                    guard_metric, float(guard_tolerance), guard_higher_is_better)
+        if promoted and (mismatch := _checkpoint_mismatch(model_name, candidate)):
+            promoted, reason = False, mismatch
         decision = replace(asked, promoted=promoted, reason=reason, champion_after=version if promoted else champion_version)
         tags = decision.to_tags()
         mlflow_client.set_registered_model_alias(model_name, CHALLENGER, version)
@@ -249,11 +326,66 @@ def promote(
         return decision
 
 
+def _already_champion(candidate: "ModelVersion", recorded: Decision | None, asked: Decision) -> Decision:
+    """A re-run on the champion: its latest record of becoming champion, the gate's or a rollback's."""
+    rolled_back_at = candidate.tags.get(ROLLBACK_TIME_TAG, "")
+    if recorded is not None and recorded.promoted and recorded.time > rolled_back_at:  # a tie: the rollback came last
+        return recorded
+    how = (f"made champion by rollback at {rolled_back_at}: {candidate.tags.get(ROLLBACK_REASON_TAG, '')}"
+           if rolled_back_at else "made champion outside the gate")
+    return replace(asked, promoted=True, reason=f"v{asked.version} is already champion ({how})", time=rolled_back_at,
+                   recorded=True)
+
+
+def _rolled_back(model_name: str, candidate: "ModelVersion") -> str:
+    tags, version = candidate.tags, candidate.version
+    return (f"v{version} was taken out of service by a rollback at {tags.get(REPLACED_TIME_TAG, '?')} (champion moved "
+            f"to v{tags[REPLACED_BY_TAG]}: {tags.get(REPLACED_REASON_TAG, '')}); the gate does not re-promote it. "
+            f"To put it back in service: `seqgan rollback --model {model_name} --version {version} --reason ...`")
+
+
+def _became_champion_at(champion: "ModelVersion") -> str:
+    """When the champion last became champion by the gate or a rollback ("" when neither recorded it)."""
+    tags = champion.tags
+    promoted_at = tags.get(GATE_TAG_PREFIX + "time", "") if tags.get(GATE_TAG_PREFIX + "outcome") == "promoted" else ""
+    return max(promoted_at, tags.get(ROLLBACK_TIME_TAG, ""))
+
+
+def _interrupted(recorded: Decision, champion: "ModelVersion | None") -> bool:
+    """Whether a recorded promotion is one whose alias write never happened: the champion it
+    was compared with has not become champion again since (a rollback or another gate
+    would have moved the alias after the decision)."""
+    return champion is None or _became_champion_at(champion) <= recorded.time
+
+
+def _checkpoint_mismatch(model_name: str, candidate: "ModelVersion") -> str | None:
+    """Why the registered generator is not the checkpoint the version's metrics were scored
+    from (``checkpoint_sha256``), or None. A version registered before the hash was recorded
+    has nothing to check against."""
+    import mlflow
+    from mlflow.models import Model
+
+    expected = candidate.tags.get(CHECKPOINT_SHA_TAG)
+    if not expected:
+        return None
+    with tempfile.TemporaryDirectory(prefix="seqgan-gate-") as tmp:
+        local = mlflow.artifacts.download_artifacts(f"models:/{model_name}/{candidate.version}", dst_path=tmp)
+        generator = Model.load(local).flavors["python_function"]["artifacts"]["generator"]["path"]
+        actual = file_sha256(Path(local) / generator)
+    if actual == expected:
+        return None
+    return (f"v{candidate.version}'s registered generator (sha256 {actual[:12]}) is not the checkpoint its metrics "
+            f"were scored from (sha256 {expected[:12]}): its metrics belong to another model; register it again by "
+            "re-running `evaluate` (`dvc repro -f evaluate@<experiment>`)")
+
+
 def rollback(model_name: str, version: str, *, reason: str = "", lock_path: Path | str | None = None) -> None:
     """Point ``champion`` at ``version`` (normally an earlier one) and record it on both the
-    new champion (``rollback.*`` tags, description) and the one it replaces. Bypasses the
-    gate's rules on purpose: it is also how a model trained on a new ``data_version`` is put
-    in service. A no-op when ``version`` is already champion."""
+    new champion (``rollback.*`` tags, description) and the one it replaces, which the gate
+    then never re-promotes (``rollback.replaced_*`` tags) until a rollback names it again.
+    Bypasses the gate's rules on purpose: it is also how a model trained on a new
+    ``data_version`` or scored under a new ``scoring_version`` is put in service. A no-op
+    when ``version`` is already champion."""
     version = str(version)
     mlflow_client = client()
     with registry_lock(lock_path):
@@ -265,16 +397,19 @@ def rollback(model_name: str, version: str, *, reason: str = "", lock_path: Path
         when = _now()
         note = reason or "manual rollback"
         for k, v in {
-            "rollback.time": when, "rollback.reason": note[:5000], "rollback.replaced": previous_version or "",
+            ROLLBACK_TIME_TAG: when, ROLLBACK_REASON_TAG: note[:5000], "rollback.replaced": previous_version or "",
         }.items():
             mlflow_client.set_model_version_tag(model_name, version, k, v)
+        # Back in service: no longer out of the gate's reach (its description keeps why it left).
+        for k in (REPLACED_BY_TAG, REPLACED_TIME_TAG, REPLACED_REASON_TAG):
+            if k in target.tags:
+                mlflow_client.delete_model_version_tag(model_name, version, k)
         _append_description(
             mlflow_client, model_name, target,
             f"[{when}] rollback: made champion, replacing {'v' + previous_version if previous_version else 'none'}: {note}",
         )
         if previous is not None:
-            for k, v in {"rollback.replaced_by": version, "rollback.replaced_time": when,
-                         "rollback.replaced_reason": note[:5000]}.items():
+            for k, v in {REPLACED_BY_TAG: version, REPLACED_TIME_TAG: when, REPLACED_REASON_TAG: note[:5000]}.items():
                 mlflow_client.set_model_version_tag(model_name, previous_version, k, v)
             _append_description(
                 mlflow_client, model_name, previous,

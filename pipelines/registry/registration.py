@@ -1,8 +1,9 @@
 """Registration: log a trained generator as a pyfunc model under its run, register it as a
-new version of its registered model with its metrics and data version as tags, and point
-alias ``challenger`` at it."""
+new version of its registered model with its metrics, data version, scoring version,
+checkpoint hash and MLE baseline as tags, and point alias ``challenger`` at it."""
 from __future__ import annotations
 
+import hashlib
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -10,7 +11,8 @@ from pathlib import Path
 
 from ..contract import joiner_of
 from .model import generator_model_class, model_signature
-from .tags import CHALLENGER, DATA_VERSION_TAG, EXPERIMENT_KIND_TAG, MODEL_ARTIFACT, client, metric_tags
+from .tags import (CHALLENGER, CHECKPOINT_SHA_TAG, DATA_VERSION_TAG, EXPERIMENT_KIND_TAG, MODEL_ARTIFACT,
+                   SCORING_SETTINGS_TAG, SCORING_VERSION_TAG, baseline_tags, client, metric_tags)
 
 
 def _pip_requirements() -> list[str]:
@@ -20,6 +22,10 @@ def _pip_requirements() -> list[str]:
 
     return [f"{package}=={version(package).split('+')[0]}"
             for package in ("mlflow", "torch", "numpy", "pandas", "cloudpickle")]
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def register_generator(
@@ -32,6 +38,9 @@ def register_generator(
     metrics: Mapping[str, float],
     data_version: str,
     experiment_kind: str,
+    scoring_version: str,
+    scoring_settings: Mapping[str, object],
+    baseline: Mapping[str, float],
 ) -> str:
     """Log the generator as a pyfunc model under ``run_id``, register it as a new version of
     ``model_name`` (created if missing) and point alias ``challenger`` at it.
@@ -39,7 +48,11 @@ def register_generator(
     ``tokenizer`` is "char" or "whitespace" for a corpus (decoded text is joined with "" or
     " ") and ignored without ``vocab``. The version's tags: ``metric.<name>`` for each
     metric (``repr(float)``; "nan" marks a failed evaluation, which the gate never promotes),
-    ``data_version``, ``experiment_kind``, ``tokenizer``. Returns the version number.
+    ``data_version``, ``experiment_kind``, ``tokenizer``, ``scoring_version`` and
+    ``scoring_settings`` (what scored the metrics: `Scorer.version`, `Scorer.final_settings`),
+    ``checkpoint_sha256`` (of ``checkpoint``, the file the metrics were scored from) and
+    ``baseline.<name>`` for each of ``baseline`` (the MLE generator's metrics, scored in the
+    same evaluation). Returns the version number.
     The run is not resumed or ended (its status is left to the stage that owns it).
     """
     import json
@@ -57,6 +70,7 @@ def register_generator(
         raise FileNotFoundError(f"vocabulary {vocab} does not exist")
     if vocab is not None and tokenizer not in ("char", "whitespace"):
         raise ValueError(f"tokenizer must be 'char' or 'whitespace' for a corpus, got {tokenizer!r}")
+    checkpoint_sha = file_sha256(checkpoint)  # before logging: the bytes that were scored are the ones registered
     mlflow_client = client()
     run = mlflow_client.get_run(run_id)  # fails early and clearly on a wrong run id
 
@@ -108,7 +122,11 @@ def register_generator(
             sys.path[:] = saved_path
 
     tags = metric_tags(metrics)
-    tags.update({DATA_VERSION_TAG: data_version, EXPERIMENT_KIND_TAG: experiment_kind, "tokenizer": meta["tokenizer"]})
+    tags.update(baseline_tags(baseline))
+    tags.update({DATA_VERSION_TAG: data_version, EXPERIMENT_KIND_TAG: experiment_kind, "tokenizer": meta["tokenizer"],
+                 SCORING_VERSION_TAG: scoring_version,
+                 SCORING_SETTINGS_TAG: json.dumps(scoring_settings, sort_keys=True, default=str)[:5000],
+                 CHECKPOINT_SHA_TAG: checkpoint_sha})
     version = mlflow.register_model(info.model_uri, model_name, tags=tags)
     mlflow_client.set_registered_model_alias(model_name, CHALLENGER, version.version)
     return str(version.version)

@@ -1,5 +1,6 @@
 """How a registered version describes itself: aliases, and tags for its metrics, data
-version and experiment kind, written by registration and read by the gate."""
+version, scoring version, checkpoint, MLE baseline and experiment kind, written by
+registration and read by the gate."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -15,6 +16,12 @@ MODEL_ARTIFACT = "generator"  # name of the logged model (under the run's output
 METRIC_TAG_PREFIX = "metric."  # metrics are version tags "metric.<name>" = repr(float)
 DATA_VERSION_TAG = "data_version"
 EXPERIMENT_KIND_TAG = "experiment_kind"
+# What scored the metrics: a hash of the scoring settings and code (`Scorer.version`), and the
+# settings themselves (JSON), so that a gate refusing to compare can name what differs.
+SCORING_VERSION_TAG = "scoring_version"
+SCORING_SETTINGS_TAG = "scoring_settings"
+CHECKPOINT_SHA_TAG = "checkpoint_sha256"  # sha256 of the checkpoint bytes the metrics were scored from
+BASELINE_TAG_PREFIX = "baseline."  # "baseline.<name>": the MLE generator's metric, scored in the same evaluation
 
 
 def client() -> "MlflowClient":
@@ -39,6 +46,16 @@ def parse_value(text: str | None) -> float | None:
 def metric_tags(metrics: Mapping[str, float]) -> dict[str, str]:
     """Version tags for ``metrics``: "metric.<name>" = repr(float) ("nan" marks a failed evaluation)."""
     return {f"{METRIC_TAG_PREFIX}{k}": format_value(v) for k, v in metrics.items()}
+
+
+def baseline_tags(metrics: Mapping[str, float]) -> dict[str, str]:
+    """Version tags for the MLE baseline's ``metrics``: "baseline.<name>" = repr(float)."""
+    return {f"{BASELINE_TAG_PREFIX}{k}": format_value(v) for k, v in metrics.items()}
+
+
+def baseline_of(version: "ModelVersion", name: str) -> float | None:
+    """The MLE baseline's metric recorded on a version ("baseline.<name>"), or None."""
+    return parse_value(version.tags.get(f"{BASELINE_TAG_PREFIX}{name}"))
 
 
 def metric_of(version: "ModelVersion | None", name: str | None) -> float | None:

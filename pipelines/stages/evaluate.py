@@ -1,6 +1,7 @@
 """Stage `evaluate`: score the MLE and the adversarial generator side by side, write
 samples and the combined NLL curve, and register the adversarial generator as the
-registry's `challenger`.
+registry's `challenger`, with the MLE generator's scores as its baseline (the gate's guard
+when there is no champion yet).
 
 Scores (pipelines.scoring.final_scores): NLL-oracle (synthetic), NLL-test, and for
 corpora BLEU-n against the test set and Self-BLEU-n, in Texygen's convention, each with
@@ -75,6 +76,7 @@ def main() -> None:
             vocab=None if ctx.kind.has_oracle else ctx.artifacts.vocab, tokenizer=dataset.tokenizer,
             metrics={**results["adversarial"], UNIFORM_NLL_METRIC: uniform_nll(dataset.vocab_size)},
             data_version=dataset.fingerprint, experiment_kind=experiment,
+            scoring_version=scorer.version(), scoring_settings=scorer.final_settings(), baseline=results["mle"],
         )
         write_json(ctx.artifacts.registry_record, {"model": model_name, "version": version, "alias": "challenger",
                                                    "data_version": dataset.fingerprint})
