@@ -5,7 +5,8 @@ machines).
 
 Flow: the evaluate stage calls `register_generator` (logs the pyfunc model under its run,
 creates a new version of the registered model, tags it with its metrics, its
-``data_version`` and ``experiment_kind``, and points alias ``challenger`` at it); the gate
+``data_version``, ``scoring_version``, ``checkpoint_sha256``, MLE ``baseline.*`` metrics and
+``experiment_kind``, and points alias ``challenger`` at it); the gate
 (`promote`, or `promote_version` with params' rule) then compares the candidate with the
 current ``champion``. `rollback` points ``champion`` back at a named version. Consumers load
 ``models:/NAME@champion`` (`load_generator_model`, `generate`, `seqgan generate`,

@@ -270,11 +270,14 @@ def promote(
 ) -> Decision:
     """The promotion gate: alias ``challenger`` on ``version``, and ``champion`` if it wins.
 
-    It wins when there is no champion yet, or when it beats the champion on ``metric`` by
-    more than ``margin`` (higher or lower is better per ``higher_is_better``), both carry the
-    same ``data_version`` tag, and ``guard_metric`` (lower is better unless
-    ``guard_higher_is_better``) is not worse than the champion's by more than
-    ``guard_tolerance``. A missing or non-finite candidate metric is never promoted.
+    It wins when there is no champion yet and ``guard_metric`` is not worse than its MLE
+    baseline's by more than ``guard_tolerance``, or when it beats the champion on ``metric``
+    by more than ``margin`` (higher or lower is better per ``higher_is_better``), both carry
+    the same ``data_version`` and ``scoring_version`` tags, and ``guard_metric`` (lower is
+    better unless ``guard_higher_is_better``) is not worse than the champion's by more than
+    ``guard_tolerance``; and its registered generator is the checkpoint it was scored from.
+    A missing or non-finite candidate metric is never promoted, nor a version a rollback
+    took out of service.
     """
     version = str(version)
     mlflow_client = client()
