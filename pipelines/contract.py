@@ -135,6 +135,20 @@ class Artifacts:
         }
         return by_stage[stage]
 
+    def producer(self, path: Path) -> tuple[str, Path] | None:
+        """The DVC address of the stage of this experiment that writes ``path`` and the output
+        dvc.yaml lists for it (``path``, or the folder holding it); None if none of them does."""
+        kind = kind_of(self.experiment)
+        for stage in (kind.data_stage, *TRAINING_STAGES):
+            for output in self.outputs(stage):
+                if output == path or output in path.parents:
+                    return (stage if stage == kind.data_stage else f"{stage}@{self.experiment}"), output
+        return None
+
+
+# The stages each experiment runs on its data, in order (dvc.yaml's `foreach` stages).
+TRAINING_STAGES = ("pretrain_generator", "pretrain_discriminator", "adversarial", "evaluate")
+
 
 COMPARISON = Path("comparison")
 
@@ -346,6 +360,12 @@ def kind_of(experiment: str) -> ExperimentKind:
         return KINDS[experiment]
     except KeyError:
         raise ValueError(f"unknown experiment {experiment!r}; expected one of {EXPERIMENTS}") from None
+
+
+def producer_of(path: Path) -> tuple[str, Path] | None:
+    """The training pipeline's stage that writes ``path``, and the output it is or is in
+    (`Artifacts.producer`); None for a file of no experiment's stages (the comparison's)."""
+    return next((found for kind in KINDS.values() if (found := kind.artifacts().producer(Path(path)))), None)
 
 
 def better_direction(metric: str) -> Literal["higher", "lower"]:

@@ -13,7 +13,7 @@ from seqgan_core import Oracle
 from seqgan_core.corpus import Vocabulary
 
 from .contract import Artifacts, ExperimentKind, kind_of
-from .files import read_json, require, save_tokens, write_json
+from .files import read_json, read_tokens, read_torch, reading, save_tokens, write_json
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,21 @@ def save_dataset(artifacts: Artifacts, train: np.ndarray, test: np.ndarray, spec
 def load_dataset(artifacts: Artifacts, device: torch.device) -> Dataset:
     kind = kind_of(artifacts.experiment)
     spec = read_json(artifacts.dataset_spec)
-    train = torch.from_numpy(np.load(require(artifacts.train_tokens)))
-    test = torch.from_numpy(np.load(require(artifacts.test_tokens)))
+    with reading(artifacts.dataset_spec):  # JSON, but not a spec
+        sizes = spec["vocab_size"], spec["seq_len"], spec["start_token"]
+    train = torch.from_numpy(read_tokens(artifacts.train_tokens))
+    test = torch.from_numpy(read_tokens(artifacts.test_tokens))
     oracle = load_oracle(artifacts.oracle_model, device) if kind.has_oracle else None
-    vocab = None if kind.has_oracle else Vocabulary.load(require(artifacts.vocab))
+    vocab = None if kind.has_oracle else load_vocab(artifacts.vocab)
     return Dataset(
-        kind, train, test, spec["vocab_size"], spec["seq_len"], spec["start_token"],
-        oracle, vocab, spec.get("tokenizer", "char"), spec.get("reference_nll", {}),
+        kind, train, test, *sizes, oracle, vocab, spec.get("tokenizer", "char"), spec.get("reference_nll", {}),
         files_fingerprint(sorted(artifacts.data.iterdir())),
     )
+
+
+def load_vocab(path: Path) -> Vocabulary:
+    with reading(path):
+        return Vocabulary.load(path)
 
 
 def files_fingerprint(files: list[Path]) -> str:
@@ -70,9 +76,10 @@ def files_fingerprint(files: list[Path]) -> str:
 
 
 def load_oracle(path: Path, device: torch.device) -> Oracle:
-    state = torch.load(require(path), map_location="cpu", weights_only=True)
-    cfg = state["config"]
-    oracle = Oracle(0, cfg["vocab_size"], cfg["emb_dim"], cfg["hidden_dim"], cfg["seq_len"], cfg["start_token"])
-    oracle.model.load_state_dict(state["state_dict"])
+    state = read_torch(path)
+    with reading(path):  # a config and weights that do not fit together
+        cfg = state["config"]
+        oracle = Oracle(0, cfg["vocab_size"], cfg["emb_dim"], cfg["hidden_dim"], cfg["seq_len"], cfg["start_token"])
+        oracle.model.load_state_dict(state["state_dict"])
     oracle.model.to(device)
     return oracle

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from .contract import producer_of
 
 
 class StageError(RuntimeError):
@@ -69,7 +73,24 @@ def save_tokens(path: Path, tokens: np.ndarray) -> None:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(require(path).read_text())
+    with reading(path):
+        return json.loads(path.read_text())
+
+
+def read_torch(path: Path) -> Any:
+    """A file written by `save_torch`, read without unpickling code (a pickle in a file of the
+    workspace could run it)."""
+    with reading(path):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read_tokens(path: Path) -> np.ndarray:
+    """An array written by `save_tokens`."""
+    with reading(path), path.open("rb") as f:
+        # np.load takes any file without the .npy magic for a pickle and suggests allow_pickle.
+        np.lib.format.read_magic(f)
+        f.seek(0)
+        return np.load(f, allow_pickle=False)
 
 
 def require(path: Path) -> Path:
@@ -80,3 +101,39 @@ def require(path: Path) -> Path:
             "(or `dvc repro <stage>`) to rebuild it; do not delete DVC outputs by hand."
         )
     return path
+
+
+# How reading a damaged file, or one some other program wrote, fails: torch's zip reader
+# (RuntimeError), its weights-only unpickler, json and csv parsing (ValueError), a truncated
+# file (EOFError), a payload without the expected entries or shapes (KeyError, TypeError).
+UNREADABLE = (OSError, EOFError, ValueError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError)
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Read or decode the stage input ``path`` inside: a file that is there but cannot be used
+    stops the stage with one line naming it and how to get a good one back (`unusable`)."""
+    require(path)
+    try:
+        yield
+    except StageError:  # already says what is wrong (a RuntimeError, so before UNREADABLE)
+        raise
+    except UNREADABLE as exc:
+        raise unusable(path, f"cannot be read ({summary(exc)})") from None
+
+
+def summary(exc: BaseException) -> str:
+    """An exception in one line: torch's messages run on for paragraphs."""
+    first_line = str(exc).strip().partition("\n")[0]
+    return f"{type(exc).__name__}: {first_line[:200]}"
+
+
+def unusable(path: Path, problem: str) -> StageError:
+    """The error for a stage input that is there but cannot be used: what is wrong with it,
+    and the DVC command that writes it again."""
+    made_by = producer_of(path)
+    if made_by is None:
+        return StageError(f"{path} {problem}; re-run the stage that writes it with `dvc repro -f <stage>`")
+    stage, output = made_by
+    return StageError(f"{path} {problem}; rebuild it with `dvc repro -f {stage}` (or, if it was changed after "
+                      f"that stage wrote it, restore it with `dvc checkout {output}`)")

@@ -14,7 +14,7 @@ from seqgan_core.rmc import RelationalMemoryGenerator
 
 from .config import Params
 from .datasets import Dataset
-from .files import require, save_torch
+from .files import read_torch, reading, save_torch
 
 
 def build_generator(params: Params, dataset: Dataset) -> torch.nn.Module:
@@ -48,7 +48,9 @@ def save_generator(path: Path, generator: torch.nn.Module, **extra: Any) -> None
 
 
 def load_generator(path: Path, device: torch.device) -> torch.nn.Module:
-    return from_checkpoint(torch.load(require(path), map_location="cpu", weights_only=True)).to(device)
+    with reading(path):  # a kind, config or weights that do not fit together
+        generator = from_checkpoint(load_saved(path))
+    return generator.to(device)
 
 
 def save_model(path: Path, model: torch.nn.Module, config: dict[str, Any],
@@ -61,6 +63,6 @@ def save_model(path: Path, model: torch.nn.Module, config: dict[str, Any],
 
 
 def load_saved(path: Path) -> dict[str, Any]:
-    """A file written by `save_model`."""
-    return torch.load(require(path), map_location="cpu", weights_only=True)
+    """A file written by `save_model` (or `save_generator`)."""
+    return read_torch(path)
 

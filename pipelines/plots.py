@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import atomic_write, require, write_text
+from .files import atomic_write, reading, write_text
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, float | int | str]]) -> None:
@@ -42,7 +42,7 @@ def _finish(path: Path, fig, ax, *, title: str, xlabel: str, ylabel: str) -> Non
 def read_csv(path: Path) -> list[dict[str, float]]:
     """Rows of a curve written by `write_csv`, as numbers; empty cells (a metric not
     evaluated at that step) are left out of the row."""
-    with require(path).open() as f:
+    with reading(path), path.open() as f:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
 
 

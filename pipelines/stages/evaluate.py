@@ -9,9 +9,11 @@ the settings that produced it.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..contract import UNIFORM_NLL_METRIC, uniform_nll
 from ..datasets import Dataset, load_dataset
-from ..files import write_json, write_text
+from ..files import unusable, write_json, write_text
 from ..models import load_generator
 from ..plots import plot_curves, read_csv, write_csv
 from ..runtime import experiment_arg, run_main, stage
@@ -19,10 +21,18 @@ from ..scoring import Scorer
 from ..validation import validate_token_sequences
 
 
+def scored_rows(curve: Path) -> list[dict[str, float]]:
+    """The rows of a training curve at which the generator was scored."""
+    rows = [r for r in read_csv(curve) if "nll_test" in r]
+    if not rows:
+        raise unusable(curve, "has no row with an nll_test score")
+    return rows
+
+
 def plot_nll_curve(ctx, dataset: Dataset) -> None:
     """Pretraining epochs, then adversarial batches, on one axis, with the oracle's floor."""
-    pre = [r for r in read_csv(ctx.artifacts.curve("pretrain_generator")) if "nll_test" in r]
-    adv = [r for r in read_csv(ctx.artifacts.curve("adversarial")) if "nll_test" in r]
+    pre = scored_rows(ctx.artifacts.curve("pretrain_generator"))
+    adv = scored_rows(ctx.artifacts.curve("adversarial"))
     key = dataset.kind.curve_metric
     offset = pre[-1]["epoch"]
     png = ctx.artifacts.nll_curve_png
