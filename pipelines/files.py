@@ -8,7 +8,7 @@ import json
 import os
 import pickle
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -79,9 +79,13 @@ def read_json(path: Path) -> Any:
 
 def read_torch(path: Path) -> Any:
     """A file written by `save_torch`, read without unpickling code (a pickle in a file of the
-    workspace could run it)."""
+    workspace could run it). NaN or inf among the weights of its ``state_dict`` stop the stage:
+    used, they would surface later as a training loss gone NaN, blamed on a learning rate."""
     with reading(path):
-        return torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(payload, dict) and "state_dict" in payload:
+        require_finite(path, payload["state_dict"])
+    return payload
 
 
 def read_tokens(path: Path) -> np.ndarray:
@@ -126,6 +130,13 @@ def summary(exc: BaseException) -> str:
     """An exception in one line: torch's messages run on for paragraphs."""
     first_line = str(exc).strip().partition("\n")[0]
     return f"{type(exc).__name__}: {first_line[:200]}"
+
+
+def require_finite(path: Path, state_dict: Mapping[str, torch.Tensor]) -> None:
+    bad = [name for name, tensor in state_dict.items()
+           if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise unusable(path, f"holds NaN/inf weights ({', '.join(bad)})")
 
 
 def unusable(path: Path, problem: str) -> StageError:

@@ -63,6 +63,6 @@ def save_model(path: Path, model: torch.nn.Module, config: dict[str, Any],
 
 
 def load_saved(path: Path) -> dict[str, Any]:
-    """A file written by `save_model` (or `save_generator`)."""
+    """A file written by `save_model` (or `save_generator`), its weights checked finite."""
     return read_torch(path)
 

@@ -1,5 +1,5 @@
-"""A stage input that is there but cannot be used (damaged, or not what its stage wrote)
-stops the stage with one line naming the file and the DVC command that writes it
+"""A stage input that is there but cannot be used (damaged, not what its stage wrote, NaN
+weights) stops the stage with one line naming the file and the DVC command that writes it
 again, before the stage overwrites anything: `dvc repro -s <stage>` and a direct run do not
 re-run the stage that wrote it, as plain `dvc repro` would."""
 from __future__ import annotations
@@ -28,6 +28,15 @@ def repo(pipeline_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:3000])
+
+
+def nan_embedding(path: Path) -> None:
+    """NaN in the token embedding (the first weights of a generator and a discriminator)."""
+    saved = torch.load(path, weights_only=True)
+    weights = saved["state_dict"]
+    name = next(k for k in weights if k.startswith("embedding"))
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    torch.save(saved, path)
 
 
 def load_synthetic() -> None:
@@ -75,6 +84,8 @@ DAMAGES: dict[str, tuple[str, Callable[[Path], None], Callable[[], None], str]] 
                           "dvc repro -f preprocess"),
     "truncated discriminator": ("models/synthetic/discriminator_pre.pt", truncate, load_discriminator,
                                 "dvc repro -f pretrain_discriminator@synthetic"),
+    "NaN discriminator": ("models/synthetic/discriminator_pre.pt", nan_embedding, load_discriminator,
+                          "dvc repro -f pretrain_discriminator@synthetic"),
     "text in a curve": ("plots/synthetic/pretrain_generator.csv", lambda p: p.write_text(p.read_text() + "1,abc\n"),
                         read_pretrain_curve, "dvc repro -f pretrain_generator@synthetic"),
     "curve never scored": ("plots/synthetic/pretrain_generator.csv", lambda p: p.write_text("epoch,train_nll\n1,2.5\n"),
@@ -100,9 +111,11 @@ def run_stage(root: Path, name: str) -> subprocess.CompletedProcess:
                           env=stage_env(root), capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.parametrize("spoil, problem", [(truncate, "cannot be read (RuntimeError: PytorchStreamReader")])
+@pytest.mark.parametrize("spoil, problem", [(truncate, "cannot be read (RuntimeError: PytorchStreamReader"),
+                                            (nan_embedding, "holds NaN/inf weights (embedding)")])
 def test_stage_refuses_an_unusable_generator_and_keeps_its_outputs(repo: Path, spoil, problem: str) -> None:
-    """Before: a traceback."""
+    """Before: a traceback for the truncated file; the NaN one trained D on its samples, overwrote
+    discriminator_pre.pt and exited 0 (adversarial then blamed the learning rate)."""
     discriminator = repo / "models/synthetic/discriminator_pre.pt"
     before = discriminator.read_bytes()
     spoil(repo / "models/synthetic/generator_mle.pt")
