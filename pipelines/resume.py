@@ -7,6 +7,7 @@ params or inputs starts afresh and never mixes states.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .files import save_torch
+from .files import save_torch, summary
 
 # The checkpointer of the stage running in this process (a stage has at most one), so that
 # an error that stops the stage can say truthfully what the next run resumes from.
@@ -77,17 +78,19 @@ class Checkpointer:
             # weights_only: unpickling anything else could run code from a file in the workspace.
             state = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a damaged file fails in many ways: EOFError, OSError, RuntimeError, KeyError...
-            first_line = str(exc).split("\n")[0][:200]  # torch's messages run on for paragraphs
-            problem = f"{type(exc).__name__}: {first_line}"
+            problem = summary(exc)
         else:
             if isinstance(state, dict) and {"key", "step", "history"} <= state.keys():
                 return state
             problem = "not a training checkpoint"
+        self._move_aside(f"cannot be read ({problem})")
+        return None
+
+    def _move_aside(self, why: str) -> None:
+        """Keep a checkpoint that cannot be resumed from for a look, out of every later run's way."""
         aside = self.path.with_name(f"{self.path.name}.corrupt")
         self.path.replace(aside)  # replaces an older one: only the latest is worth a look
-        print(f"note: {self.path} cannot be read ({problem}); moved it to {aside}, and this stage "
-              "starts afresh", file=sys.stderr)
-        return None
+        print(f"note: {self.path} {why}; moved it to {aside}, and this stage starts afresh", file=sys.stderr)
 
     def save(self, step: int, history: list[dict], objects: Mapping[str, Any], rngs: Mapping[str, torch.Generator]) -> None:
         """Save after `step`: the `state_dict` of each of `objects` (models, optimisers), the
@@ -103,9 +106,16 @@ class Checkpointer:
 
     def restore(self, objects: Mapping[str, Any], rngs: Mapping[str, torch.Generator]) -> tuple[int, list[dict]] | None:
         """Load a matching checkpoint into `objects` and `rngs` (the same names as `save`);
-        returns (step, history), or None when there is none to resume from."""
+        returns (step, history), or None when there is none to resume from. A checkpoint that
+        reads but does not fit them (an entry missing, a tensor of another shape: written by
+        other code under the same key) is moved aside, leaving them as they were."""
         state = self.load()
         if state is None:
+            return None
+        try:
+            check_fits(state, objects, rngs)
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            self._move_aside(f"does not fit this run ({summary(exc)})")
             return None
         for name, obj in objects.items():
             obj.load_state_dict(state[name])
@@ -119,3 +129,14 @@ class Checkpointer:
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
         self.step = None
+
+
+def check_fits(state: Mapping[str, Any], objects: Mapping[str, Any], rngs: Mapping[str, torch.Generator]) -> None:
+    """Raise what restoring ``state`` would raise, without touching ``objects`` or ``rngs``: a
+    restore that failed half-way would leave a run neither fresh nor resumed. It loads into
+    copies (for a moment, twice the models' memory; one deepcopy, so a copied optimiser
+    holds the copied model's parameters)."""
+    for name, copied in copy.deepcopy(dict(objects)).items():
+        copied.load_state_dict(state[name])
+    for name in [*rngs, "torch_rng"]:
+        torch.Generator().set_state(state[name])

@@ -3,6 +3,7 @@ uninterrupted run ends; a checkpoint of other params is ignored, never mixed in;
 one is moved aside and the run starts afresh; a diverged run says what it leaves to resume."""
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 from pathlib import Path
@@ -165,6 +166,38 @@ def test_unreadable_checkpoint_is_moved_aside(tmp_path: Path, capsys: pytest.Cap
     assert f"note: {path} cannot be read (" in err
     assert f"moved it to {path}.corrupt, and this stage starts afresh" in err
     assert not path.exists() and (tmp_path / "run.pt.corrupt").read_bytes() == damaged
+
+
+def missing_optimizer(state: dict) -> None:
+    del state["optimizer"]
+
+
+def other_output_layer(state: dict) -> None:
+    state["model"]["W_out"] = torch.zeros(3, 3)
+
+
+@pytest.mark.parametrize("misfit", [missing_optimizer, other_output_layer])
+def test_checkpoint_that_does_not_fit_is_moved_aside_leaving_the_run_fresh(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                          misfit) -> None:
+    from pipelines.resume import Checkpointer
+
+    objects, rngs = tiny_run()
+    path = tmp_path / "run.pt"
+    Checkpointer(path, "k").save(2, [], objects, rngs)
+    state = torch.load(path, weights_only=True)
+    state["model"] = {name: weights + 1 for name, weights in state["model"].items()}  # unlike a fresh run's
+    misfit(state)
+    torch.save(state, path)
+
+    fresh, rngs = tiny_run()
+    weights, rng_state = copy.deepcopy(fresh["model"].state_dict()), rngs["rng"].get_state()
+    # before: KeyError / size mismatch, on this and every later run (the file stayed)
+    assert Checkpointer(path, "k").restore(fresh, rngs) is None
+    assert f"note: {path} does not fit this run (" in capsys.readouterr().err
+    assert not path.exists() and (tmp_path / "run.pt.corrupt").exists()
+    for name, tensor in fresh["model"].state_dict().items():  # nothing half restored
+        assert torch.equal(tensor, weights[name]), name
+    assert torch.equal(rngs["rng"].get_state(), rng_state)
 
 
 def test_checkpoint_that_runs_code_is_never_unpickled(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
