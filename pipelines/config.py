@@ -279,8 +279,9 @@ class ComparisonParams(Section):
 
 
 class TrackingParams(Section):
-    synthetic_model_name: str
-    real_model_prefix: str
+    # MLflow refuses a registered model's name with '/' or ':', after evaluate has scored.
+    synthetic_model_name: Annotated[str, Field(pattern=r"^[^/:]+$", description="MLflow model name: no '/' or ':'")]
+    real_model_prefix: Annotated[str, Field(pattern=r"^[^/:]+$", description="MLflow model name: no '/' or ':'")]
 
 
 class Params(Section):

@@ -18,7 +18,7 @@ from seqgan_core import TrainingDiverged
 
 from .config import Experiment, Params, ParamsError, load_params
 from .contract import Artifacts, ExperimentKind, kind_of
-from .files import StageError
+from .files import StageError, summary
 
 
 # ------------------------------------------------------------------ stage context
@@ -107,9 +107,22 @@ def run_main(body: Callable[[], None]) -> None:
 
         print(f"error: {exc} {what_is_kept()}", file=sys.stderr)
         raise SystemExit(1) from None
+    except Exception as exc:
+        if not is_mlflow_error(exc):
+            raise
+        print(f"error: MLflow refused the stage's call ({summary(exc)}); check params.yaml's `tracking` "
+              "section and MLFLOW_TRACKING_URI, then re-run the stage", file=sys.stderr)
+        raise SystemExit(1) from None
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the run is closed as KILLED by then
         print(f"stopped: {str(exc) or 'interrupted'}; the next `dvc repro` resumes a resumable stage", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def is_mlflow_error(exc: BaseException) -> bool:
+    """An MlflowException (a tracking server or registry refusing a call), told without
+    importing mlflow (slow to import): a stage that never imported it cannot raise one."""
+    exceptions = sys.modules.get("mlflow.exceptions")
+    return exceptions is not None and isinstance(exc, exceptions.MlflowException)
 
 
 def experiment_arg(stage_name: str) -> Experiment:

@@ -48,6 +48,9 @@ def small() -> dict:
         ("adversarial", "method", "gan", "adversarial.method: value 'gan' is not allowed: Input should be "
                                          "'random', 'pretrained', 'mle', 'scheduled_sampling'"),
         ("comparison", "methods", ["mle", "gan"], "comparison.methods.1: value 'gan' is not allowed"),
+        # MLflow refuses these names only at registration, after evaluate has scored
+        ("tracking", "synthetic_model_name", "bad/name:x", "tracking.synthetic_model_name: value 'bad/name:x'"),
+        ("tracking", "real_model_prefix", "seqgan:real", "tracking.real_model_prefix: value 'seqgan:real'"),
     ],
 )
 def test_bad_values_are_named(section: str, key: str, value: object, expected: str) -> None:

@@ -127,3 +127,30 @@ def test_stage_refuses_an_unusable_generator_and_keeps_its_outputs(repo: Path, s
     assert "rebuild it with `dvc repro -f pretrain_generator@synthetic`" in result.stderr
     assert discriminator.read_bytes() == before
 
+
+def test_failed_registration_leaves_evaluates_previous_outputs(repo: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    """MLflow refusing the registration (a name it does not accept, a server gone) is one line,
+    and the outputs DVC does not cache are those of the last finished run, as dvc.lock says."""
+    from mlflow.exceptions import MlflowException
+
+    import pipelines.registry
+    from pipelines.contract import Artifacts
+    from pipelines.runtime import run_main
+    from pipelines.stages import evaluate
+
+    def refuse(**registration: object) -> str:
+        raise MlflowException("Invalid model name 'bad/name:x'. Names cannot contain '/' or ':'.")
+
+    for key, value in stage_env(repo).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(pipelines.registry, "register_generator", refuse)
+    monkeypatch.setattr(sys, "argv", ["evaluate", "synthetic"])
+    outputs = {path: path.read_bytes() for path in Artifacts("synthetic").outputs("evaluate")}
+
+    with pytest.raises(SystemExit) as stopped:  # before: the MlflowException's traceback
+        run_main(evaluate.main)
+    assert stopped.value.code == 1
+    assert "error: MLflow refused the stage's call (MlflowException: Invalid model name" in capsys.readouterr().err
+    for path, before in outputs.items():  # before: metrics, frontier, samples and plot rewritten
+        assert path.read_bytes() == before, path

@@ -29,32 +29,34 @@ def scored_rows(curve: Path) -> list[dict[str, float]]:
     return rows
 
 
-def plot_nll_curve(ctx, dataset: Dataset) -> None:
+def plot_nll_curve(png: Path, pre: list[dict[str, float]], adv: list[dict[str, float]], dataset: Dataset) -> None:
     """Pretraining epochs, then adversarial batches, on one axis, with the oracle's floor."""
-    pre = scored_rows(ctx.artifacts.curve("pretrain_generator"))
-    adv = scored_rows(ctx.artifacts.curve("adversarial"))
     key = dataset.kind.curve_metric
     offset = pre[-1]["epoch"]
-    png = ctx.artifacts.nll_curve_png
     plot_curves(
         png,
         {"MLE pretraining": ([r["epoch"] for r in pre], [r[key] for r in pre]),
          "adversarial": ([offset + r["batch"] for r in adv], [r[key] for r in adv])},
-        title=f"{key} ({ctx.experiment})", xlabel="MLE epoch, then adversarial batch", ylabel=f"{key} (nats/token)",
+        title=f"{key} ({dataset.experiment})", xlabel="MLE epoch, then adversarial batch",
+        ylabel=f"{key} (nats/token)",
         hlines={"oracle samples": dataset.reference_nll["nll_oracle_data"]} if dataset.kind.has_oracle else {},
         vlines={"adversarial start": offset},
     )
-    ctx.tracker.log_artifact(png, "plots")
 
 
 def main() -> None:
+    """Everything that can fail (reading the inputs, scoring, MLflow) comes before the first
+    output is written: the metrics and the frontier are not cached by DVC, so a run that
+    failed after rewriting them would leave files that match neither dvc.lock nor a finished
+    run. Only the artifacts' upload to MLflow, which needs the files, follows them."""
     experiment = experiment_arg("evaluate")
     with stage("evaluate", experiment) as ctx:
-        e = ctx.params.evaluate
-        dataset = load_dataset(ctx.artifacts, ctx.device)
+        a, e = ctx.artifacts, ctx.params.evaluate
+        dataset = load_dataset(a, ctx.device)
+        curves = scored_rows(a.curve("pretrain_generator")), scored_rows(a.curve("adversarial"))
         scorer = Scorer(dataset, ctx.params)
         results, frontier, texts = {}, [], []
-        generators = {"mle": ctx.artifacts.generator_mle, "adversarial": ctx.artifacts.generator_adv}
+        generators = {"mle": a.generator_mle, "adversarial": a.generator_adv}
         for label, path in generators.items():
             generator = load_generator(path, ctx.device)
             samples = generator.sample(e.nll_samples, rng=ctx.rng(label))
@@ -67,29 +69,29 @@ def main() -> None:
         # The data scored as the generators are (calibration), and the uniform-token ceiling.
         reference = {**dataset.reference_nll, UNIFORM_NLL_METRIC: uniform_nll(dataset.vocab_size),
                      "data": scorer.calibration()}
-        write_json(ctx.artifacts.metrics("evaluate"), {**results, "reference": reference, "settings": scorer.settings()})
-        write_csv(ctx.artifacts.frontier, frontier)
-        samples_md = ctx.artifacts.samples_report
-        write_text(samples_md, f"# Samples ({experiment})\n\n" + "\n\n".join(texts) + "\n")
-        plot_nll_curve(ctx, dataset)
 
-        flat = {f"{label}.{k}": v for label, scores in results.items() for k, v in scores.items()}
-        ctx.tracker.log_metrics(flat, parent=True)
-        ctx.tracker.log_artifact(samples_md, "samples")
+        ctx.tracker.log_metrics({f"{label}.{k}": v for label, scores in results.items() for k, v in scores.items()},
+                                parent=True)
         ctx.tracker.set_tags({"seqgan.data_version": dataset.fingerprint}, parent=True)
-
         from ..registry import register_generator
 
         model_name = ctx.kind.model_name(ctx.params)
         version = register_generator(
-            run_id=ctx.tracker.parent_run_id, model_name=model_name, checkpoint=ctx.artifacts.generator_adv,
-            vocab=None if ctx.kind.has_oracle else ctx.artifacts.vocab, tokenizer=dataset.tokenizer,
+            run_id=ctx.tracker.parent_run_id, model_name=model_name, checkpoint=a.generator_adv,
+            vocab=None if ctx.kind.has_oracle else a.vocab, tokenizer=dataset.tokenizer,
             metrics={**results["adversarial"], UNIFORM_NLL_METRIC: uniform_nll(dataset.vocab_size)},
             data_version=dataset.fingerprint, experiment_kind=experiment,
             scoring_version=scorer.version(), scoring_settings=scorer.final_settings(), baseline=results["mle"],
         )
-        write_json(ctx.artifacts.registry_record, {"model": model_name, "version": version, "alias": "challenger",
-                                                   "data_version": dataset.fingerprint})
+
+        plot_nll_curve(a.nll_curve_png, *curves, dataset)  # the one output whose making can fail: first
+        write_json(a.metrics("evaluate"), {**results, "reference": reference, "settings": scorer.settings()})
+        write_csv(a.frontier, frontier)
+        write_text(a.samples_report, f"# Samples ({experiment})\n\n" + "\n\n".join(texts) + "\n")
+        write_json(a.registry_record, {"model": model_name, "version": version, "alias": "challenger",
+                                       "data_version": dataset.fingerprint})
+        ctx.tracker.log_artifact(a.samples_report, "samples")
+        ctx.tracker.log_artifact(a.nll_curve_png, "plots")
         ctx.tracker.finish_pipeline()
 
 
