@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from seqgan_core.generators import GENERATORS
 from seqgan_core.methods import METHODS as METHOD_TABLE
 from seqgan_core.methods import Settings as MethodSettings
+from seqgan_core.sampling import check_temperature
 
 from .contract import EXPERIMENTS, Experiment
 
@@ -236,12 +237,14 @@ class EvaluateParams(Section):
         description="BLEU's reference set: the test split (Texygen, TextBox) or the training split")
     self_bleu_size: Annotated[int, Field(ge=2)]
     text_samples: PositiveInt
-    temperatures: Annotated[list[PositiveFloat], Field(min_length=1, description="the frontier's sampling temperatures")]
+    temperatures: Annotated[list[float], Field(min_length=1, description="the frontier's sampling temperatures")]
     sweep_samples: Annotated[int, Field(ge=2, description="samples per temperature of the sweep")]
 
     @field_validator("temperatures")
     @classmethod
     def _increasing_with_one(cls, temperatures: list[float]) -> list[float]:
+        for temperature in temperatures:
+            check_temperature(temperature)  # the samplers' own floor, so a sweep cannot fail after training
         if 1.0 not in temperatures:
             raise ValueError("must include 1.0, the temperature the models are trained and served at")
         if any(b <= a for a, b in zip(temperatures, temperatures[1:])):

@@ -38,6 +38,12 @@ import torch
 from . import randomness
 
 LOG2E = math.log2(math.e)
+# The lowest temperature any sampler or scorer accepts (serving, the CLI and params.yaml
+# refuse lower ones through `check_temperature`). Below ~1e-37 logits / t overflow float32
+# and the weights turn into NaN, so sampling returns garbage; long before that it is greedy
+# in all but name: at 1e-3 a logit gap of 0.01 already makes the second choice e^10 times
+# less likely than the first.
+MIN_TEMPERATURE = 1e-3
 # Rows whose largest (base-2) log-weight lies within +-_SAFE_EXP2_RANGE are
 # exponentiated without the max shift: 2^86 * vocabulary stays far below float32's
 # 3.4e38, and a row maximum of at least 2^-86 ~ 1e-26 is a normal float, so no row can
@@ -107,9 +113,10 @@ def place_prefix(out: torch.Tensor, prefix: torch.Tensor | None) -> int:
 
 
 def check_temperature(temperature: float) -> None:
-    """A temperature is a finite number > 0 (NaN would pass a plain ``<= 0`` test)."""
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    """A temperature is a finite number >= MIN_TEMPERATURE (NaN would pass a plain ``<`` test)."""
+    if not (math.isfinite(temperature) and temperature >= MIN_TEMPERATURE):
+        raise ValueError(f"temperature must be a finite number >= {MIN_TEMPERATURE:g}, got {temperature!r} "
+                         f"(use {MIN_TEMPERATURE:g} for near-greedy sampling)")
 
 
 def _blocked(weights: torch.Tensor, num_samples: int) -> bool | None:

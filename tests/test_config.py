@@ -135,7 +135,8 @@ def test_the_sweep_defaults_and_the_switch_to_every_method(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("temperatures, cause", [([0.5, 1.5], "must include 1.0"), ([1.0, 0.5], "increasing"),
-                                                 ([0.0, 1.0], "greater than 0")])
+                                                 ([0.0, 1.0], "temperature must be a finite number >= 0.001"),
+                                                 ([1e-4, 1.0], "use 0.001 for near-greedy sampling")])
 def test_temperatures_are_checked(temperatures: list[float], cause: str) -> None:
     raw = small()
     raw["evaluate"]["temperatures"] = temperatures

@@ -8,6 +8,7 @@ import torch
 
 from seqgan_core import LSTMLanguageModel, sequence_nll
 from seqgan_core.lstm import _SOFTMAX_CHUNK_ROWS, _TokenLogProbs
+from seqgan_core.sampling import MIN_TEMPERATURE
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -77,8 +78,10 @@ def test_temperature_one_is_todays_computation_bit_for_bit(model, tokens) -> Non
     assert sequence_nll(model, tokens, temperature=1.0) == sequence_nll(model, tokens)
 
 
-@pytest.mark.parametrize("bad", [0.0, -0.5, float("nan"), float("inf")])
+@pytest.mark.parametrize("bad", [0.0, -0.5, float("nan"), float("inf"), 1e-40, MIN_TEMPERATURE / 2])
 def test_bad_temperatures_raise(model, tokens, bad: float) -> None:
+    """Below MIN_TEMPERATURE too: at 1e-40 the tempered output layer overflows float32 and
+    sampling returned the last id over and over instead of an error."""
     for call in (lambda: model.token_log_probs(tokens, temperature=bad),
                  lambda: model.token_log_probs_chunked(tokens, temperature=bad),
                  lambda: sequence_nll(model, tokens, temperature=bad),
@@ -87,10 +90,10 @@ def test_bad_temperatures_raise(model, tokens, bad: float) -> None:
             call()
 
 
-def test_sampling_near_zero_temperature_is_greedy_decoding(model) -> None:
-    """At t = 1e-4 every token is the argmax of the logits given its own prefix (the
-    model's second choice is at least e^(gap / t) times less likely)."""
-    samples = model.sample(16, rng=seeded(4), temperature=1e-4)
+def test_sampling_at_the_lowest_temperature_is_greedy_decoding(model) -> None:
+    """At t = MIN_TEMPERATURE every token is the argmax of the logits given its own prefix
+    (the model's second choice is at least e^(gap / t) times less likely)."""
+    samples = model.sample(16, rng=seeded(4), temperature=MIN_TEMPERATURE)
     logits = model(samples)
     assert torch.equal(samples, logits.argmax(dim=-1))
     assert (samples == samples[0]).all()  # greedy decoding has one answer
