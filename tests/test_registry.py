@@ -249,8 +249,12 @@ def test_generate_helper_loads_by_alias(store):
 @pytest.mark.parametrize("rows, cause", [
     ({"n": [2.7]}, "n must be a whole number >= 1, got 2.7"),
     ({"n": [-1]}, "n must be a whole number >= 1, got -1"),
-    ({"n": [1], "seed": [1.5]}, "seed must be a whole number >= 0, got 1.5"),
-    ({"n": [1], "temperature": [0.0]}, "temperature must be a finite number > 0, got 0.0"),
+    ({"n": [1], "seed": [1.5]}, "seed must be a whole number in [0, 9223372036854775808), got 1.5"),
+    ({"n": [1], "seed": [2**64]}, "seed must be a whole number in [0, 9223372036854775808), got 18446744073709551616"),
+    ({"n": [1], "seed": [1e30]}, "seed must be a whole number in [0, 9223372036854775808), got 1e+30"),
+    ({"n": [1], "temperature": [0.0]}, "temperature must be a finite number >= 0.001, got 0.0"),
+    ({"n": [1], "temperature": [1e-40]}, "got 1e-40 (use 0.001 for near-greedy sampling)"),
+    ({"n": [1], "temperature": [1e-300]}, "got 1e-300 (use 0.001 for near-greedy sampling)"),
     ({"n": [60_000, 50_000]}, "n must be in [1, 100000] for the whole request (all rows together), got 110000"),
 ])
 def test_a_refused_request_names_its_cause_as_a_parameter_error(synthetic_model, rows, cause):
@@ -261,6 +265,42 @@ def test_a_refused_request_names_its_cause_as_a_parameter_error(synthetic_model,
     with pytest.raises(MlflowException) as refused:
         synthetic_model.unwrap_python_model().predict(None, pd.DataFrame(rows))
     assert refused.value.error_code == "INVALID_PARAMETER_VALUE" and cause in refused.value.message
+
+
+def test_the_largest_seed_is_taken_exactly(synthetic_model):
+    """Whole numbers are not read through a float, which would round 2**63 - 1 up to 2**63."""
+    largest = synthetic_model.predict(frame(n=3, seed=2**63 - 1))
+    assert not largest.equals(synthetic_model.predict(frame(n=3, seed=2**63 - 2)))
+
+
+@pytest.mark.parametrize("model, prefix, cause", [
+    ("corpus_model", "xyz", "has tokens outside the model's vocabulary: 'x', 'y', 'z'; write the prefix with tokens"),
+    ("corpus_model", "ab\U0001f642", "outside the model's vocabulary: '\U0001f642'"),
+    ("corpus_model", "a\x00", "outside the model's vocabulary: '\\x00'"),
+    ("corpus_model", "<eos>", "outside the model's vocabulary: '<', 's', '>'"),
+    ("synthetic_model", "1_0", "takes space-separated token ids (digits 0-9)"),
+    ("synthetic_model", "5 \u0663", "takes space-separated token ids (digits 0-9)"),
+    ("synthetic_model", "-1", "takes space-separated token ids (digits 0-9)"),
+])
+def test_a_prefix_outside_the_vocabulary_is_refused(request, model, prefix, cause):
+    """Before, unknown text became <unk> tokens and "1_0" / Arabic-Indic digits were read as ids."""
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException) as refused:
+        request.getfixturevalue(model).predict(frame(n=2, prefix=prefix))
+    assert refused.value.error_code == "INVALID_PARAMETER_VALUE" and cause in refused.value.message
+
+
+@pytest.mark.parametrize("special", ["<eos>", "<unk>"])
+def test_a_special_token_is_no_prefix_text(corpus_model, monkeypatch, special):
+    """With a whitespace tokenizer "<eos>" is one token that the vocabulary holds; as a prefix
+    it would end the sequence before the generated part, and "<unk>" stands for no text."""
+    from mlflow.exceptions import MlflowException
+
+    model = corpus_model.unwrap_python_model()
+    monkeypatch.setitem(model.meta, "tokenizer", "whitespace")
+    with pytest.raises(MlflowException, match=f"outside the model's vocabulary: '{special}'"):
+        model.predict(None, frame(n=1, prefix=f"a {special} b"))
 
 
 def test_a_request_that_runs_too_long_is_stopped(synthetic_model, monkeypatch):

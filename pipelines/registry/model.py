@@ -5,12 +5,13 @@ The model needs only mlflow, torch, pandas and ``seqgan_core``, which travels wi
 (``code_paths``): loading it does not need this repository.
 
 A request is checked whole before any sampling: every row's ``n`` is a whole number in
-[1, MAX_SAMPLES], their sum is at most MAX_SAMPLES, ``temperature`` is finite and > 0,
-``seed`` a whole number >= 0; and sampling stops with an error after MAX_SECONDS, so a
-request whose client has gone cannot keep a worker busy. A refused request raises
-`MlflowException(INVALID_PARAMETER_VALUE)`: the scoring server answers HTTP 400 with the
-cause as its message and no stack trace (any other exception becomes "unexpected error"
-with the server's stack trace in the body).
+[1, MAX_SAMPLES], their sum is at most MAX_SAMPLES, ``temperature`` is finite and at least
+``seqgan_core.sampling.MIN_TEMPERATURE`` (1e-3), ``seed`` a whole number in [0, SEED_LIMIT),
+``prefix`` tokens of the vocabulary (not the specials <eos> and <unk>); and sampling stops
+with an error after MAX_SECONDS, so a request whose client has gone cannot keep a worker
+busy. A refused request raises `MlflowException(INVALID_PARAMETER_VALUE)`: the scoring
+server answers HTTP 400 with the cause as its message and no stack trace (any other
+exception becomes "unexpected error" with the server's stack trace in the body).
 """
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 MAX_SAMPLES = 100_000  # per request (all rows together): ~14 s at the paper's vocabulary on 2 cores
 MAX_SECONDS = 60.0  # sampling time per request
 SAMPLE_CHUNK = 10_000  # sequences per sampling call; the deadline is checked between calls
+# Seeds are in [0, SEED_LIMIT): torch.Generator.manual_seed fails on 2**64 and above, and an
+# int64 column (pandas, JSON readers) holds any seed below 2**63.
+SEED_LIMIT = 2**63
 
 
 def _build_generator_model_class() -> type:
@@ -78,30 +82,46 @@ def _build_generator_model_class() -> type:
 
             return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
 
-        def _whole(self, row, column, default, low):
-            """A cell that must hold a whole number >= low (absent/NaN: ``default``)."""
+        def _whole(self, row, column, default, low, high=None):
+            """A cell that must hold a whole number in [low, high) (no upper bound when
+            ``high`` is None; absent/NaN: ``default``)."""
             import math
+            import numbers
 
             value = row.get(column)
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 return default
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise self._refuse(f"{column} must be a whole number, got {value!r}") from None
-            if not (math.isfinite(number) and number.is_integer() and number >= low):
-                raise self._refuse(f"{column} must be a whole number >= {low}, got {value!r}")
-            return int(number)
+            bounds = f">= {low}" if high is None else f"in [{low}, {high})"
+            refused = self._refuse(f"{column} must be a whole number {bounds}, got {value!r}")
+            if isinstance(value, numbers.Integral):  # exactly: through a float a large seed would be rounded
+                number = int(value)
+            else:
+                try:
+                    number = float(value)
+                except (TypeError, ValueError):
+                    raise refused from None
+                if not (math.isfinite(number) and number.is_integer()):
+                    raise refused
+                number = int(number)
+            if not (number >= low and (high is None or number < high)):
+                raise refused
+            return number
 
         def _temperature(self, row):
             import math
             import numbers
 
+            from seqgan_core.sampling import check_temperature
+
             value = row.get("temperature")
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 return 1.0
-            if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
-                raise self._refuse(f"temperature must be a finite number > 0, got {value!r}")
+            if not isinstance(value, numbers.Real):
+                raise self._refuse(f"temperature must be a number, got {value!r}")
+            try:
+                check_temperature(float(value))  # the samplers' rule, with its floor
+            except ValueError as exc:
+                raise self._refuse(str(exc)) from None
             return float(value)
 
         def _prefix_ids(self, prefix):
@@ -109,28 +129,44 @@ def _build_generator_model_class() -> type:
             if prefix is None or (isinstance(prefix, float) and prefix != prefix) or str(prefix).strip() == "":
                 return None
             prefix = str(prefix)
-            if self.vocab is None:
-                try:
-                    ids = [int(token) for token in prefix.split()]
-                except ValueError:
-                    raise self._refuse(
-                        f"prefix {prefix!r}: the synthetic generator takes space-separated token ids") from None
-                bad = [i for i in ids if not 0 <= i < self.model.vocab_size]
-                if bad:
-                    raise self._refuse(f"prefix ids {bad} are outside the vocabulary [0, {self.model.vocab_size})")
-            else:
-                from seqgan_core.corpus import tokenize
-
-                ids = self.vocab.encode(tokenize(prefix, self.meta.get("tokenizer", "char")))
+            ids = self._synthetic_prefix_ids(prefix) if self.vocab is None else self._corpus_prefix_ids(prefix)
             if len(ids) > self.model.seq_len:
                 raise self._refuse(f"prefix has {len(ids)} tokens; sequences have {self.model.seq_len}")
             return ids
+
+        def _synthetic_prefix_ids(self, prefix):
+            # ASCII digits only: int() also reads "1_0" as 10 and "٣" (Arabic-Indic) as 3.
+            tokens = prefix.split()
+            if not all(token.isascii() and token.isdigit() for token in tokens):
+                raise self._refuse(f"prefix {prefix!r}: the synthetic generator takes space-separated token ids "
+                                   "(digits 0-9), e.g. '5 12 3'")
+            ids = [int(token) for token in tokens]
+            bad = [i for i in ids if not i < self.model.vocab_size]
+            if bad:
+                raise self._refuse(f"prefix ids {bad} are outside the vocabulary [0, {self.model.vocab_size})")
+            return ids
+
+        def _corpus_prefix_ids(self, prefix):
+            # A prefix is text to continue: a token outside the vocabulary would be sampled
+            # from as <unk>, and the specials are no text (<eos> would end the sequence
+            # inside the prefix), so a literal "<eos>" or "<unk>" is refused like any other
+            # unknown token.
+            from seqgan_core.corpus import SPECIALS, tokenize
+
+            tokens = tokenize(prefix, self.meta.get("tokenizer", "char"))
+            unknown = [t for t in dict.fromkeys(tokens) if t not in self.vocab or t in SPECIALS]
+            if unknown:
+                shown = ", ".join(map(repr, unknown[:5])) + (", ..." if len(unknown) > 5 else "")
+                raise self._refuse(f"prefix {prefix!r} has tokens outside the model's vocabulary: {shown}; "
+                                   "write the prefix with tokens of the training corpus")
+            return self.vocab.encode(tokens)
 
         def _requests(self, frame):
             """Every row checked, before anything is sampled: (n, temperature, seed, prefix) each."""
             if "n" not in frame.columns:
                 raise self._refuse("input needs a column 'n' (sequences to generate per row)")
-            rows = [(self._whole(row, "n", None, 1), self._temperature(row), self._whole(row, "seed", 0, 0),
+            rows = [(self._whole(row, "n", None, 1), self._temperature(row),
+                     self._whole(row, "seed", 0, 0, self.seed_limit),
                      self._prefix_ids(row.get("prefix"))) for row in frame.to_dict("records")]
             if any(n is None for n, *_ in rows):
                 raise self._refuse("every row needs n, the number of sequences to generate")
@@ -166,6 +202,7 @@ def _build_generator_model_class() -> type:
                                  "text": [decode(seq) for seq in sequences]})
 
     GeneratorModel.max_samples, GeneratorModel.max_seconds, GeneratorModel.chunk = MAX_SAMPLES, MAX_SECONDS, SAMPLE_CHUNK
+    GeneratorModel.seed_limit = SEED_LIMIT
     return GeneratorModel
 
 
