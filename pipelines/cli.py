@@ -79,20 +79,37 @@ class UsageError(RuntimeError):
     """A command cannot do what was asked: the message names the cause and the fix."""
 
 
-def _bounded(kind: type, low: float, what: str):
-    """An argparse type: a number of `kind` at least `low`, refused with a message otherwise."""
+def _bounded(kind: type, low: float, what: str, high: float | None = None):
+    """An argparse type: a finite number of `kind` in [low, high) (no upper bound when
+    ``high`` is None), refused with a message otherwise."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if not value >= low or value != value or value == float("inf"):
+        too_high = high is not None and not value < high
+        if not value >= low or value != value or value == float("inf") or too_high:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
         return value
     return parse
 
 
+def _temperature(text: str) -> float:
+    """An argparse type: a sampling temperature as seqgan_core's samplers take it (imported
+    here, only when --temperature is given: seqgan_core imports torch)."""
+    from seqgan_core.sampling import check_temperature
+
+    try:
+        value = float(text)
+        check_temperature(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .registry.model import SEED_LIMIT
+
     parser = argparse.ArgumentParser(prog="seqgan", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -113,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="sample from a registered generator")
     p.add_argument("--model", required=True, help="e.g. models:/seqgan-generator@champion")
     p.add_argument("-n", type=_bounded(int, 1, "a whole number >= 1"), default=10)
-    p.add_argument("--temperature", type=_bounded(float, 1e-6, "a finite number > 0"), default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=_temperature, default=1.0)
+    p.add_argument("--seed", type=_bounded(int, 0, f"a whole number in [0, {SEED_LIMIT})", high=SEED_LIMIT), default=0)
     p.add_argument("--prefix", default=None, help="fixed start: token ids (synthetic) or text (corpora)")
     p.set_defaults(func=cmd_generate)
 
@@ -136,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("promote", help="run the promotion gate on a registered version")
     p.add_argument("--model", required=True)
     p.add_argument("--version", required=True)
-    p.add_argument("--margin", type=float, default=None, help="override params' promotion margin")
+    p.add_argument("--margin", type=_bounded(float, 0, "a finite number >= 0"), default=None,
+                   help="override params' promotion margin")
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("rollback", help="point `champion` back at an earlier version")

@@ -37,6 +37,12 @@ def stage_env(root: Path) -> dict[str, str]:
     return env
 
 
+def seqgan_command() -> list[str]:
+    """The command line of the `seqgan` entry point in this venv (the module where it is not installed)."""
+    exe = Path(sys.executable).parent / "seqgan"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "pipelines.cli"]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free now (for a server a test starts)."""
     with socket.socket() as s:

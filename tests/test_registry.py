@@ -1,6 +1,7 @@
 """The model registry on a real SQLite MLflow store (no mocks): packaging and registering a
 generator, loading it back as a pyfunc model, the promotion gate's rules, its idempotence,
-racing gates (threads and processes) and rollback.
+racing gates (threads and processes) and rollback; and the `seqgan` commands that read the
+registry, refusing what they cannot do with a message instead of a traceback.
 
 One store per module (creating one runs migrations: 4-9 s). Two versions are logged for
 real (a corpus model with a vocabulary and a synthetic one); the gate tests make further
@@ -23,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, seqgan_command
 
 from pipelines import registry
 from seqgan_core import Generator
@@ -709,3 +710,33 @@ def test_a_collapsed_synthetic_generator_is_not_promoted(store):
     sharper = registry.promote(name, make_version(store, name, nll_oracle=3.9, nll_test=5.0, **uniform), **rule)
     assert not sharper.promoted and "guard nll_test" in sharper.reason
     assert champion(store, name) == normal
+
+
+# ------------------------------------------------------------------- the CLI
+def seqgan(*args: str, cwd: Path = REPO, tracking_uri: str | None = None) -> subprocess.CompletedProcess:
+    """The `seqgan` entry point on this store (or on ``tracking_uri``; "" leaves it unset)."""
+    env = {**os.environ, **QUIET_ENV, "PYTHONPATH": str(REPO)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    if tracking_uri != "":
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
+    return subprocess.run([*seqgan_command(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def assert_refused(result: subprocess.CompletedProcess, *causes: str) -> None:
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert all(cause in result.stderr for cause in causes), result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("args, cause", [
+    (("generate", "--seed", "99999999999999999999"), "'99999999999999999999' is not a whole number in [0, 9223372036854775808)"),
+    (("generate", "--seed", "-1"), "'-1' is not a whole number in [0, 9223372036854775808)"),
+    (("generate", "--temperature", "1e-40"), "'1e-40': temperature must be a finite number >= 0.001"),
+    (("promote", "--version", "1", "--margin", "-0.5"), "'-0.5' is not a finite number >= 0"),
+    (("promote", "--version", "1", "--margin", "nan"), "'nan' is not a finite number >= 0"),
+])
+def test_an_out_of_range_option_is_refused_before_the_store_is_read(tmp_path, args, cause):
+    """A seed of 2**64 or more ended in torch's "Overflow when unpacking long long"; a negative
+    or NaN margin let a worse version become champion."""
+    command, *options = args
+    model = "models:/gen-corpus@challenger" if command == "generate" else "gen-corpus"
+    assert_refused(seqgan(command, "--model", model, *options, cwd=tmp_path, tracking_uri=""), cause)

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,20 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, stage_env
+from conftest import free_port, seqgan_command, stage_env
 from pipelines.serving import stop_group
 
 pytestmark = pytest.mark.slow
 
 URI = "models:/seqgan-generator@challenger"
-BIN = Path(sys.executable).parent
 VOCAB, SEQ_LEN = 60, 10  # the tiny profile's oracle
 
 
 def seqgan(root: Path, *args: str) -> subprocess.CompletedProcess:
-    exe = BIN / "seqgan"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pipelines.cli"]
-    return subprocess.run([*cmd, *args], cwd=root, env=stage_env(root), capture_output=True, text=True, timeout=300)
+    return subprocess.run([*seqgan_command(), *args], cwd=root, env=stage_env(root), capture_output=True, text=True, timeout=300)
 
 
 def assert_token_ids(line: str) -> None:
@@ -52,7 +48,7 @@ def test_generate_prints_n_sequences_reproducibly(pipeline_repo: Path) -> None:
     (("--model", "models:/no-such-model@champion"), "cannot load models:/no-such-model@champion"),
     (("--model", URI, "-n", "-5"), "'-5' is not a whole number >= 1"),
     (("--model", URI, "-n", "2.7"), "'2.7' is not a whole number >= 1"),
-    (("--model", URI, "--temperature", "0"), "'0' is not a finite number > 0"),
+    (("--model", URI, "--temperature", "0"), "'0': temperature must be a finite number >= 0.001"),
     (("--model", URI, "--prefix", "5 99999"), "outside the vocabulary"),
 ])
 def test_generate_names_a_bad_request_without_a_traceback(pipeline_repo: Path, args, cause) -> None:
@@ -92,9 +88,7 @@ def test_seqgan_serve_answers_refuses_with_the_cause_and_stops_cleanly(pipeline_
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = (tmp_path / "serve.log").open("w")
-    exe = BIN / "seqgan"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pipelines.cli"]
-    proc = subprocess.Popen([*cmd, "serve", "--model", URI, "--port", str(port)], cwd=pipeline_repo,
+    proc = subprocess.Popen([*seqgan_command(), "serve", "--model", URI, "--port", str(port)], cwd=pipeline_repo,
                             env=stage_env(pipeline_repo), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 90
@@ -125,7 +119,10 @@ def test_seqgan_serve_answers_refuses_with_the_cause_and_stops_cleanly(pipeline_
         for rows, cause in (([{"n": 2.7}], "n must be a whole number >= 1, got 2.7"),
                             ([{"n": -1}], "n must be a whole number >= 1, got -1"),
                             ([{"n": 60_000}, {"n": 60_000}], "for the whole request (all rows together), got 120000"),
-                            ([{"n": 1, "temperature": 0}], "temperature must be a finite number > 0")):
+                            ([{"n": 1, "temperature": 0}], "temperature must be a finite number >= 0.001"),
+                            ([{"n": 2, "temperature": 1e-300}], "use 0.001 for near-greedy sampling"),
+                            ([{"n": 2, "seed": 2**64}], "seed must be a whole number in [0, 9223372036854775808)"),
+                            ([{"n": 2, "seed": 1e30}], "seed must be a whole number in [0, 9223372036854775808)")):
             status, payload = post(base, rows)
             assert status == 400 and cause in payload["message"], payload
             assert "stack_trace" not in payload and payload["error_code"] == "INVALID_PARAMETER_VALUE"
