@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 
 def cmd_params_check(args: argparse.Namespace) -> None:
@@ -31,11 +32,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
     from .registry import generate, load_generator_model
 
-    try:
-        model = load_generator_model(args.model)
-    except MlflowException as exc:  # an unknown name, version or alias: MLflow's message names it
-        raise UsageError(f"cannot load {args.model}: {exc.message.splitlines()[0]} (list the registered versions "
-                         "with `mlflow ui`, or give models:/NAME/VERSION or models:/NAME@ALIAS)") from None
+    _require_store()
+    model = _opened(args.model, load_generator_model)
     try:
         lines = generate(model, args.n, temperature=args.temperature, seed=args.seed, prefix=args.prefix)
     except MlflowException as exc:  # the model refused the request (a bad prefix, n, temperature)
@@ -45,8 +43,11 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    from .registry import model_info
     from .serving import serve
 
+    _require_store()
+    _opened(args.model, model_info)  # here, not in the server process, which would print MLflow's traceback
     raise SystemExit(serve(args.model, host=args.host, port=args.port, workers=args.workers))
 
 
@@ -64,6 +65,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 def cmd_promote(args: argparse.Namespace) -> None:
     from .registry import promote_version
 
+    _require_store()
     decision = promote_version(args.model, args.version, margin=args.margin)
     print(decision.summary())
 
@@ -71,12 +73,57 @@ def cmd_promote(args: argparse.Namespace) -> None:
 def cmd_rollback(args: argparse.Namespace) -> None:
     from .registry import rollback
 
+    _require_store()
     rollback(args.model, args.version, reason=args.reason)
     print(f"{args.model}@champion -> version {args.version}")
 
 
 class UsageError(RuntimeError):
     """A command cannot do what was asked: the message names the cause and the fix."""
+
+
+def _require_store() -> None:
+    """For the commands that read an existing store: MLflow would create an empty SQLite file
+    where there is none (the default mlflow.db is relative to the current directory) and
+    then report the model missing instead."""
+    from .tracking import sqlite_file, tracking_uri
+
+    path = sqlite_file(tracking_uri())
+    if path is not None and not path.exists():
+        raise UsageError(f"no MLflow store at {path.resolve()}; run from the repository root or set "
+                         "MLFLOW_TRACKING_URI")
+
+
+def _opened(uri: str, open_model):
+    """``open_model(uri)``, with MLflow's error for an unknown name, version or alias (its
+    message names which) as a UsageError."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return open_model(uri)
+    except MlflowException as exc:
+        raise UsageError(f"cannot load {uri}: {exc.message.splitlines()[0]} (list the registered versions "
+                         "with `mlflow ui`, or give models:/NAME/VERSION or models:/NAME@ALIAS)") from None
+
+
+def _store_failure(exc: Exception) -> str | None:
+    """The message for an error of the MLflow store (a registered model or version that is
+    not there, a file that is no MLflow database), None for any other exception."""
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .tracking import tracking_uri
+
+    if isinstance(exc, MlflowException) and exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return (f"{exc.message.splitlines()[0]} in the MLflow store {tracking_uri()} (list its registered models "
+                "and versions with `mlflow ui`, or set MLFLOW_TRACKING_URI to the store that has them)")
+    if isinstance(exc, MlflowException):
+        return f"MLflow refused: {exc.message.splitlines()[0]} (store {tracking_uri()})"
+    if isinstance(exc, SQLAlchemyError):
+        cause = getattr(exc, "orig", None) or str(exc).splitlines()[0]
+        return (f"the MLflow store {tracking_uri()} cannot be read ({cause}): set MLFLOW_TRACKING_URI to an "
+                "MLflow store, or move the file away and let the pipeline create a new one")
+    return None
 
 
 def _bounded(kind: type, low: float, what: str, high: float | None = None):
@@ -172,8 +219,17 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args.func(args)
     except (ParamsError, UsageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+        _fail(str(exc))
+    except Exception as exc:
+        message = _store_failure(exc)
+        if message is None:
+            raise
+        _fail(message)
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

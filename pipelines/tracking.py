@@ -41,6 +41,14 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(DEFAULT_DB).resolve()}"
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a SQLite store URI (relative to the current directory unless
+    absolute), None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?")[0])
+
+
 def client() -> "MlflowClient":
     """A client for the project's store. The URI is passed explicitly, never through
     `mlflow.set_tracking_uri`: that process-wide setting would outlive a later change of

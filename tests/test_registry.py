@@ -728,6 +728,45 @@ def assert_refused(result: subprocess.CompletedProcess, *causes: str) -> None:
 
 
 @pytest.mark.parametrize("args, cause", [
+    (("promote", "--model", "gen-corpus", "--version", "9"), "Model Version (name=gen-corpus, version=9) not found"),
+    (("promote", "--model", "nosuch", "--version", "1"), "name=nosuch"),
+    (("rollback", "--model", "gen-corpus", "--version", "7"), "Model Version (name=gen-corpus, version=7) not found"),
+    (("serve", "--model", "models:/nosuch@champion"), "cannot load models:/nosuch@champion"),
+])
+def test_an_unknown_model_or_version_is_named_without_a_traceback(store, args, cause):
+    """Before, promote and rollback ended in MLflow's traceback, and serve started the server,
+    which printed it."""
+    assert_refused(seqgan(*args, tracking_uri=store["uri"]), cause, "mlflow ui")
+
+
+@pytest.mark.parametrize("args", [
+    ("promote", "--model", "gen-corpus", "--version", "1"),
+    ("generate", "--model", "models:/gen-corpus@challenger", "-n", "2"),
+])
+def test_a_file_that_is_no_mlflow_store_is_named_without_a_traceback(tmp_path, args):
+    broken = tmp_path / "x.db"
+    broken.write_bytes(os.urandom(4096))
+    uri = f"sqlite:///{broken}"
+    assert_refused(seqgan(*args, tracking_uri=uri), f"the MLflow store {uri} cannot be read",
+                   "set MLFLOW_TRACKING_URI")
+
+
+@pytest.mark.parametrize("args", [
+    ("generate", "--model", "models:/seqgan-generator@champion", "-n", "2"),
+    ("serve", "--model", "models:/seqgan-generator@champion"),
+    ("promote", "--model", "seqgan-generator", "--version", "1"),
+    ("rollback", "--model", "seqgan-generator", "--version", "1"),
+])
+def test_a_command_outside_the_repository_names_the_missing_store(tmp_path, args):
+    """Before, it created an empty ./mlflow.db here and reported the model missing."""
+    (tmp_path / "params.yaml").write_bytes((REPO / "params.yaml").read_bytes())  # promote reads it
+    result = seqgan(*args, cwd=tmp_path, tracking_uri="")
+    assert_refused(result, f"no MLflow store at {tmp_path / 'mlflow.db'}; run from the repository root or set "
+                           "MLFLOW_TRACKING_URI")
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("args, cause", [
     (("generate", "--seed", "99999999999999999999"), "'99999999999999999999' is not a whole number in [0, 9223372036854775808)"),
     (("generate", "--seed", "-1"), "'-1' is not a whole number in [0, 9223372036854775808)"),
     (("generate", "--temperature", "1e-40"), "'1e-40': temperature must be a finite number >= 0.001"),

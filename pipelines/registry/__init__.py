@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from .gate import Decision, experiment_of, promote, promote_version, rollback
 from .lock import LOCK_DSN_ENV, LOCK_ENV, registry_lock
-from .model import MAX_SAMPLES, MAX_SECONDS, generate, generator_model_class, load_generator_model, model_signature
+from .model import (MAX_SAMPLES, MAX_SECONDS, generate, generator_model_class, load_generator_model, model_info,
+                    model_signature)
 from .registration import register_generator
 from .tags import (CHALLENGER, CHAMPION, DATA_VERSION_TAG, EXPERIMENT_KIND_TAG, METRIC_TAG_PREFIX, MODEL_ARTIFACT,
                    client)
@@ -27,6 +28,6 @@ from .tags import (CHALLENGER, CHAMPION, DATA_VERSION_TAG, EXPERIMENT_KIND_TAG, 
 __all__ = [
     "CHALLENGER", "CHAMPION", "DATA_VERSION_TAG", "EXPERIMENT_KIND_TAG", "LOCK_DSN_ENV", "LOCK_ENV", "MAX_SAMPLES",
     "MAX_SECONDS", "METRIC_TAG_PREFIX", "MODEL_ARTIFACT", "Decision", "client", "experiment_of", "generate",
-    "generator_model_class", "load_generator_model", "model_signature", "promote", "promote_version",
+    "generator_model_class", "load_generator_model", "model_info", "model_signature", "promote", "promote_version",
     "register_generator", "registry_lock", "rollback",
 ]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
+    from mlflow.models.model import ModelInfo
 
 MAX_SAMPLES = 100_000  # per request (all rows together): ~14 s at the paper's vocabulary on 2 cores
 MAX_SECONDS = 60.0  # sampling time per request
@@ -245,6 +246,17 @@ def load_generator_model(uri: str) -> Any:
 
     client()  # resolve the tracking/registry URI as the rest of the pipeline does
     return mlflow.pyfunc.load_model(uri)
+
+
+def model_info(uri: str) -> "ModelInfo":
+    """What MLflow knows of the model at ``uri`` (its MLmodel file, not its weights): raises
+    MLflow's error for an unknown name, version or alias, as loading it would."""
+    from mlflow.models import get_model_info
+
+    from ..tracking import client
+
+    client()  # resolve the tracking/registry URI as the rest of the pipeline does
+    return get_model_info(uri)
 
 
 def generate(model: Any, n: int, temperature: float = 1.0, seed: int = 0, prefix: str | None = None) -> list[str]:
