@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from test_method_stages import Crash, fake_stage, pretrain, tiny_params, train
+from test_method_stages import Crash, pretrain, run_pretraining, tiny_params, train
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -38,16 +38,6 @@ def repo(pretrained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     shutil.copytree(pretrained, root)
     monkeypatch.chdir(root)
     return root
-
-
-def run_pretraining(params, out: Path) -> torch.nn.Module:
-    from pipelines.datasets import load_dataset
-    from pipelines.stages import pretrain_generator
-
-    with fake_stage(params)("pretrain_generator", "synthetic") as ctx:
-        outputs = pretrain_generator.Outputs(out / "generator.pt", out / "curve.csv", None, None,
-                                             Path(".checkpoints/test/pretrain_generator.pt"))
-        return pretrain_generator.pretrain(ctx, load_dataset(ctx.artifacts, ctx.device), outputs)
 
 
 @pytest.mark.parametrize("crash_in", ["discriminator_pass", "pretrain_generator_epoch"])

@@ -78,6 +78,17 @@ def pretrain(root: Path, params, monkeypatch: pytest.MonkeyPatch) -> None:
         module.main()
 
 
+def run_pretraining(params, out: Path) -> torch.nn.Module:
+    """`pretrain_generator.pretrain` of the synthetic experiment, writing under ``out``."""
+    from pipelines.datasets import load_dataset
+    from pipelines.stages import pretrain_generator
+
+    with fake_stage(params)("pretrain_generator", "synthetic") as ctx:
+        outputs = pretrain_generator.Outputs(out / "generator.pt", out / "curve.csv", None, out / "metrics.json",
+                                             Path(".checkpoints/test/pretrain_generator.pt"))
+        return pretrain_generator.pretrain(ctx, load_dataset(ctx.artifacts, ctx.device), outputs)
+
+
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Folders holding the pretrained tiny synthetic experiment: an LSTM, an RMC and a

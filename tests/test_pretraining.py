@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from conftest import REPO_ROOT
-from test_method_stages import Crash, fake_stage, pretrain, tiny_params
+from test_method_stages import Crash, pretrain, run_pretraining, tiny_params
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -61,16 +61,6 @@ def repo(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(data, root)
     monkeypatch.chdir(root)
     return root
-
-
-def run_pretraining(params, out: Path) -> torch.nn.Module:
-    from pipelines.datasets import load_dataset
-    from pipelines.stages import pretrain_generator
-
-    with fake_stage(params)("pretrain_generator", "synthetic") as ctx:
-        outputs = pretrain_generator.Outputs(out / "generator.pt", out / "curve.csv", None, out / "metrics.json",
-                                             Path(".checkpoints/test/pretrain_generator.pt"))
-        return pretrain_generator.pretrain(ctx, load_dataset(ctx.artifacts, ctx.device), outputs)
 
 
 def curve(path: Path) -> list[dict[str, str]]:
