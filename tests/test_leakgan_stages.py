@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from test_method_stages import Crash, pretrain, run_pretraining, tiny_params, train
+from test_method_stages import Crash, fake_stage, pretrain, run_pretraining, tiny_params, train
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
