@@ -18,6 +18,7 @@ from seqgan_core.generators import GENERATORS
 from seqgan_core.methods import METHODS as METHOD_TABLE
 from seqgan_core.methods import Settings as MethodSettings
 from seqgan_core.sampling import check_temperature
+from seqgan_core.train import held_out_size
 
 from .contract import EXPERIMENTS, Experiment
 
@@ -343,7 +344,8 @@ class Params(Section):
         """Every batch size fits the data it draws from (the corpus's size is known only
         after preprocessing, where the stage checks it)."""
         g = self.pretrain_generator
-        train = self.oracle.num_train - (round(self.oracle.num_train * g.valid_fraction) if g.keep == "best_valid" else 0)
+        train = self.oracle.num_train - (held_out_size(self.oracle.num_train, g.valid_fraction)
+                                         if g.keep == "best_valid" else 0)
         if g.batch_size > train:
             raise ValueError(f"pretrain_generator.batch_size = {g.batch_size} exceeds the {train} synthetic training "
                              "sequences it trains on (oracle.num_train"
@@ -458,6 +460,12 @@ def _refuse_duplicate_keys(node: yaml.Node, source: str, prefix: str = "", seen:
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    return parse_params(read_yaml(path), str(path))
+
+
+def read_yaml(path: str | Path) -> object:
+    """A params or profile file as DVC reads it (YAML 1.2 numbers, no key given twice),
+    not yet validated; a ParamsError names a file that is missing or not readable text."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -469,7 +477,7 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
         raise ParamsError(f"{path} is a folder; give the params file (params.yaml)") from None
     except UnicodeDecodeError as exc:
         raise ParamsError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
-    return parse_params(_read_yaml(text, str(path)), str(path))
+    return _read_yaml(text, str(path))
 
 
 def apply_profile(name: str, seed: int | None = None, profiles: Path = PROFILES_DIR,

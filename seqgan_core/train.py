@@ -79,13 +79,19 @@ def minibatches(data: torch.Tensor, batch_size: int, rng: torch.Generator | None
         yield data[order[start : start + batch_size]]
 
 
+def held_out_size(n: int, fraction: float) -> int:
+    """How many of ``n`` rows `hold_out` sets aside: ``fraction`` of them, at least one and
+    never all (the params check counts the training rows left with this same rule)."""
+    if n < 2:
+        raise ValueError(f"cannot hold out a share of {n} sequence(s): at least 2 are needed")
+    return min(max(round(n * fraction), 1), n - 1)
+
+
 def hold_out(data: torch.Tensor, fraction: float, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rest, held out): a random ``fraction`` of ``data``'s rows (at least one, never all)
+    """(rest, held out): a random ``fraction`` of ``data``'s rows (`held_out_size` of them)
     set aside for model selection, the rest kept in their original order."""
     n = data.shape[0]
-    held = min(max(round(n * fraction), 1), n - 1)
-    if held < 1:
-        raise ValueError(f"cannot hold out a share of {n} sequence(s): at least 2 are needed")
+    held = held_out_size(n, fraction)
     order = randomness.randperm(n, rng, device=data.device)
     keep = torch.ones(n, dtype=torch.bool, device=data.device)
     keep[order[:held]] = False

@@ -53,3 +53,13 @@ def test_every_metric_a_cell_reports_has_a_label() -> None:
     assert label("nll_oracle") == "NLL-oracle" and label("self_bleu3") == "Self-BLEU-3"
     assert label(f"nll_oracle{SHARPENED_SUFFIX}") == "NLL-oracle (code's 1.5 sharpening)"
     assert label(f"bleu2{SHARPENED_SUFFIX}") == "BLEU-2 (code's 1.5 sharpening)"
+
+
+def test_numbers_are_compared_as_dvc_reads_them(tmp_path: Path) -> None:
+    """YAML 1.1 (yaml.safe_load) reads `1e-2` as the text '1e-2', so a profile written
+    with 0.01 looked changed."""
+    text = (PROFILES / "small.yaml").read_text()
+    assert "  lr: 0.01\n" in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace("  lr: 0.01\n", "  lr: 1e-2\n"))
+    assert profile_name(path, PROFILES) == "small profile"

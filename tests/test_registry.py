@@ -779,3 +779,23 @@ def test_an_out_of_range_option_is_refused_before_the_store_is_read(tmp_path, ar
     command, *options = args
     model = "models:/gen-corpus@challenger" if command == "generate" else "gen-corpus"
     assert_refused(seqgan(command, "--model", model, *options, cwd=tmp_path, tracking_uri=""), cause)
+
+
+@pytest.mark.parametrize("experiment", [None, "imagenet"])
+def test_a_version_the_gate_has_no_rule_for_is_named_without_a_traceback(store, experiment, capsys):
+    """A version registered by hand (no ``experiment_kind`` tag) ended in a bare ValueError's
+    traceback; an unknown kind in one from `contract.kind_of`."""
+    from pipelines import cli
+
+    name = f"untagged-{experiment}"
+    version = make_version(store, name, nll=1.0)
+    if experiment is None:
+        store["client"].delete_model_version_tag(name, version, "experiment_kind")
+    else:
+        store["client"].set_model_version_tag(name, version, "experiment_kind", experiment)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["promote", "--model", name, "--version", version])
+    assert exit_.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {name} v{version} has ") and "'experiment_kind' tag" in error, error
+    assert "seqgan rollback" in error and champion(store, name) is None

@@ -17,7 +17,7 @@ mlflow, torch and seqgan_core are imported inside the functions, so importing th
 """
 from __future__ import annotations
 
-from .gate import Decision, experiment_of, promote, promote_version, rollback
+from .gate import Decision, NotGateable, experiment_of, promote, promote_version, rollback
 from .lock import LOCK_DSN_ENV, LOCK_ENV, registry_lock
 from .model import (MAX_SAMPLES, MAX_SECONDS, generate, generator_model_class, load_generator_model, model_info,
                     model_signature)
@@ -27,7 +27,7 @@ from .tags import (CHALLENGER, CHAMPION, DATA_VERSION_TAG, EXPERIMENT_KIND_TAG, 
 
 __all__ = [
     "CHALLENGER", "CHAMPION", "DATA_VERSION_TAG", "EXPERIMENT_KIND_TAG", "LOCK_DSN_ENV", "LOCK_ENV", "MAX_SAMPLES",
-    "MAX_SECONDS", "METRIC_TAG_PREFIX", "MODEL_ARTIFACT", "Decision", "client", "experiment_of", "generate",
+    "MAX_SECONDS", "METRIC_TAG_PREFIX", "MODEL_ARTIFACT", "Decision", "NotGateable", "client", "experiment_of", "generate",
     "generator_model_class", "load_generator_model", "model_info", "model_signature", "promote", "promote_version",
     "register_generator", "registry_lock", "rollback",
 ]

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..contract import UNIFORM_NLL_METRIC
+from ..contract import EXPERIMENTS, UNIFORM_NLL_METRIC
 from .lock import registry_lock
 from .registration import file_sha256
 from .tags import (CHALLENGER, CHAMPION, CHECKPOINT_SHA_TAG, DATA_VERSION_TAG, EXPERIMENT_KIND_TAG,
@@ -421,12 +421,20 @@ def rollback(model_name: str, version: str, *, reason: str = "", lock_path: Path
         mlflow_client.set_registered_model_alias(model_name, CHAMPION, version)
 
 
+class NotGateable(ValueError):
+    """A version the gate has no rule for: the message names the cause and the fix."""
+
+
 def experiment_of(model_name: str, version: str) -> str:
     """The experiment ("synthetic" / "real") a registered version was trained on (its tag)."""
-    tags = client().get_model_version(model_name, str(version)).tags
-    if EXPERIMENT_KIND_TAG not in tags:
-        raise ValueError(f"{model_name} v{version} has no {EXPERIMENT_KIND_TAG!r} tag: not registered by `evaluate`")
-    return tags[EXPERIMENT_KIND_TAG]
+    experiment = client().get_model_version(model_name, str(version)).tags.get(EXPERIMENT_KIND_TAG)
+    if experiment not in EXPERIMENTS:
+        found = "has no" if experiment is None else f"has an unknown ({experiment!r})"
+        raise NotGateable(f"{model_name} v{version} {found} {EXPERIMENT_KIND_TAG!r} tag, so the gate has no rule "
+                          f"for it (expected one of {EXPERIMENTS}): it was not registered by the evaluate stage. "
+                          "Promote a version that `dvc repro` registered, or put this one in service by hand "
+                          "with `seqgan rollback`")
+    return experiment
 
 
 def promote_version(model_name: str, version: str, *, margin: float | None = None, flow_run: str | None = None) -> Decision:

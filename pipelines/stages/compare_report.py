@@ -17,12 +17,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from seqgan_core.frontier import matched_gap
 from seqgan_core.statistics import paired_difference, summarize
 
-from ..config import PROFILES_DIR, Params, load_params
+from ..config import PROFILES_DIR, Params, load_params, read_yaml
 from ..contract import SHARPENED_MARK, ComparisonReport, SweepCell, better_direction, kind_of
 from ..files import read_json, write_text
 from ..plots import plot_curves, read_csv, write_csv
@@ -165,10 +164,10 @@ def _flat(tree: object, name: str = "") -> dict[str, object]:
 def profile_name(params_file: Path = Path("params.yaml"), profiles: Path = PROFILES_DIR) -> str:
     """Which profile params.yaml is, ignoring NOT_PROFILE_KEYS; otherwise the nearest
     profile and the keys that differ from it ("small profile with generator.kind changed")."""
-    ours = _flat(yaml.safe_load(params_file.read_text(encoding="utf-8")))
+    ours = _flat(read_yaml(params_file))
     changed = {}
     for path in sorted(profiles.glob("*.yaml")):
-        theirs = _flat(yaml.safe_load(path.read_text(encoding="utf-8")))
+        theirs = _flat(read_yaml(path))
         changed[path.stem] = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
     nearest = min(changed, key=lambda name: len(changed[name]))
     keys = changed[nearest]
