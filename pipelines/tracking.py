@@ -125,13 +125,16 @@ def _parent_run(mlflow_client: "MlflowClient", experiment_id: str, key: str, par
     workers may both create one at once: each then keeps the earliest of those with the key
     and deletes its own if it is not that one, so they agree on a single parent.
 
-    Only a RUNNING parent is reused: one that has ended (evaluate finishes it, an orchestrator
-    ends it) belongs to a pipeline run that is over. The same key comes back when a stage
-    re-runs without a committed change (uncommitted code, `dvc repro -f`); reusing that run
-    would put two registered models under one run whose metrics belong to only one."""
-    query = f"tags.`{PIPELINE_KEY_TAG}` = '{key}' and attributes.status = 'RUNNING'"
+    A FINISHED parent is never reused: evaluate (or an orchestrator) ended that pipeline run.
+    The same key comes back when a stage re-runs without a committed change (uncommitted
+    code, `dvc repro -f`); reusing that run would put two registered models under one run
+    whose metrics belong to only one. A parent that a failed stage ended (`stage_run`) is
+    reused and set RUNNING again: the same key after a failure is that pipeline run resumed."""
+    query = f"tags.`{PIPELINE_KEY_TAG}` = '{key}' and attributes.status != 'FINISHED'"
     found = mlflow_client.search_runs([experiment_id], filter_string=query, max_results=1)
     if found:
+        if found[0].info.status != "RUNNING":
+            mlflow_client.update_run(found[0].info.run_id, status="RUNNING")
         return found[0].info.run_id
     run = mlflow_client.create_run(
         experiment_id,
@@ -279,8 +282,15 @@ def stage_run(ctx: "StageContext") -> Iterator[StageTracker]:
             PID_TAG: str(os.getpid()),
         },
     )
-    with _finished_or_failed(mlflow_client, run.info.run_id, parent_id, params) as tracker:
-        yield tracker
+    try:
+        with _finished_or_failed(mlflow_client, run.info.run_id, parent_id, params) as tracker:
+            yield tracker
+    except BaseException as exc:
+        # The pipeline run stops here: end its parent too, or a run whose params the user then
+        # fixes (a new key, a new parent) would leave this one RUNNING forever.
+        mlflow_client.set_tag(parent_id, "seqgan.error", f"stage {dvc_stage}: {type(exc).__name__}: {exc}"[:5000])
+        mlflow_client.set_terminated(parent_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
 
 
 @contextmanager

@@ -689,6 +689,26 @@ def test_a_finished_pipeline_run_is_not_reused(store):
     assert second != first and client.get_run(second).info.status == "RUNNING"
 
 
+def test_a_failed_stage_ends_its_pipeline_run_and_the_resumed_run_reopens_it(store, monkeypatch, tmp_path):
+    """Before, the parent stayed RUNNING after a failure; once the user fixed params.yaml (a
+    new key, a new parent) nothing ever ended it."""
+    from pipelines import tracking
+    from pipelines.config import load_params
+    from pipelines.runtime import StageContext
+
+    monkeypatch.setenv("SEQGAN_PIPELINE_RUN", "key-failed")
+    monkeypatch.setenv("SEQGAN_ARTIFACT_ROOT", str(tmp_path))
+    ctx = StageContext("pretrain_generator", "synthetic", load_params(REPO / "params.yaml"), torch.device("cpu"))
+    with pytest.raises(RuntimeError), tracking.stage_run(ctx) as failed:
+        raise RuntimeError("boom")
+    parent = store["client"].get_run(failed.parent_run_id)
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["seqgan.error"] == "stage pretrain_generator@synthetic: RuntimeError: boom"
+    with tracking.stage_run(ctx) as resumed:  # the same key: the pipeline run goes on
+        assert store["client"].get_run(resumed.parent_run_id).info.status == "RUNNING"
+    assert resumed.parent_run_id == failed.parent_run_id
+
+
 def test_a_collapsed_synthetic_generator_is_not_promoted(store):
     """The issue's diverged run (adversarial.lr 1e8): samples loop one token, NLL-oracle
     *drops* (3.54 against a normal 4.30) while NLL-test explodes (4.15e9). The synthetic
