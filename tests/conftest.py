@@ -7,7 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -93,4 +93,38 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny pipeline, reproduced once for the whole session."""
     root = copy_project(tmp_path_factory.mktemp("pipeline") / "repo")
     dvc(root, "repro")
+    return root
+
+
+@pytest.fixture(scope="session")
+def pretrained_tiny(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``kind -> folder`` holding the tiny synthetic experiment's data and its models
+    pretrained for that generator kind (test_method_stages.pretrain, in-process), built on
+    first use and shared by every module of the session."""
+    from test_method_stages import pretrain, tiny_params
+
+    roots: dict[str, Path] = {}
+
+    def folder(kind: str) -> Path:
+        if kind not in roots:
+            import torch
+
+            root, threads = tmp_path_factory.mktemp(f"pretrained-{kind}"), torch.get_num_threads()
+            torch.set_num_threads(1)  # as `single_thread`, which the modules using this take
+            try:
+                with pytest.MonkeyPatch.context() as monkeypatch:
+                    pretrain(root, tiny_params(kind=kind), monkeypatch)
+            finally:
+                torch.set_num_threads(threads)
+            roots[kind] = root
+        return roots[kind]
+
+    return folder
+
+
+def working_copy(source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of ``source`` under ``tmp_path``, as the working directory."""
+    root = tmp_path / "repo"
+    shutil.copytree(source, root)
+    monkeypatch.chdir(root)
     return root

@@ -11,33 +11,21 @@ In-process and without MLflow or DVC, as tests/test_method_stages.py (whose help
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from test_method_stages import Crash, fake_stage, pretrain, run_pretraining, tiny_params, train
+from conftest import working_copy
+from test_method_stages import Crash, fake_stage, run_pretraining, tiny_params, train
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny synthetic experiment's data and LeakGAN's pretrained generator and D."""
-    root = tmp_path_factory.mktemp("leakgan")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        pretrain(root, tiny_params(kind="leakgan"), monkeypatch)
-    return root
-
-
 @pytest.fixture()
-def repo(pretrained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "repo"
-    shutil.copytree(pretrained, root)
-    monkeypatch.chdir(root)
-    return root
+def repo(pretrained_tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return working_copy(pretrained_tiny("leakgan"), tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("crash_in", ["discriminator_pass", "pretrain_generator_epoch"])

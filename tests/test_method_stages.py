@@ -13,7 +13,6 @@ module takes seconds.
 from __future__ import annotations
 
 import importlib
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, working_copy
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -89,28 +88,11 @@ def run_pretraining(params, out: Path) -> torch.nn.Module:
         return pretrain_generator.pretrain(ctx, load_dataset(ctx.artifacts, ctx.device), outputs)
 
 
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Folders holding the pretrained tiny synthetic experiment: an LSTM, an RMC and a
-    LeakGAN generator (with its interleaved discriminator)."""
-    roots = {}
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        for kind in ("lstm", "rmc", "leakgan"):
-            roots[kind] = tmp_path_factory.mktemp(kind)
-            pretrain(roots[kind], tiny_params(kind=kind), monkeypatch)
-    return roots
-
-
 @pytest.fixture()
-def repo(request: pytest.FixtureRequest, pretrained: dict[str, Path], tmp_path: Path,
-         monkeypatch: pytest.MonkeyPatch) -> Path:
+def repo(request: pytest.FixtureRequest, pretrained_tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the pretrained experiment of the generator kind the test is parametrised
     with (``kind``), as the working directory."""
-    kind = request.node.callspec.params.get("kind", "lstm")
-    root = tmp_path / "repo"
-    shutil.copytree(pretrained[kind], root)
-    monkeypatch.chdir(root)
-    return root
+    return working_copy(pretrained_tiny(request.node.callspec.params.get("kind", "lstm")), tmp_path, monkeypatch)
 
 
 def train(out: Path, method: str, params, *, discriminator: bool = True) -> torch.nn.Module:

@@ -10,15 +10,14 @@ it uses).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from conftest import REPO_ROOT
-from test_method_stages import Crash, pretrain, run_pretraining, tiny_params
+from conftest import REPO_ROOT, working_copy
+from test_method_stages import Crash, run_pretraining, tiny_params
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -47,20 +46,9 @@ def selecting_params(**pretraining):
     return params.model_copy(update={"pretrain_generator": params.pretrain_generator.model_copy(update=settings)})
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("selection")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        pretrain(root, tiny_params(), monkeypatch)
-    return root
-
-
 @pytest.fixture()
-def repo(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "repo"
-    shutil.copytree(data, root)
-    monkeypatch.chdir(root)
-    return root
+def repo(pretrained_tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return working_copy(pretrained_tiny("lstm"), tmp_path, monkeypatch)
 
 
 def curve(path: Path) -> list[dict[str, str]]:
