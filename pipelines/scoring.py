@@ -134,6 +134,8 @@ class Scorer:
                 "bleu_orders": e.bleu_orders, "bleu_hypotheses": min(e.bleu_hypotheses, e.nll_samples),
                 "bleu_references": f"{e.bleu_references} split ({len(self.references)} sentences)",
                 "self_bleu_sample_size": e.self_bleu_size, "tokenization": self.dataset.tokenizer,
+                # Lowercasing decides which tokens match, as tokenisation does (REFERENCE.md: report both).
+                "lowercase": self.params.corpus.lowercase,
                 "padding": "stripped at first <eos>"}
 
     def final_settings(self) -> dict:
