@@ -136,7 +136,10 @@ class Scorer:
                 "self_bleu_sample_size": e.self_bleu_size, "tokenization": self.dataset.tokenizer,
                 # Lowercasing decides which tokens match, as tokenisation does (REFERENCE.md: report both).
                 "lowercase": self.params.corpus.lowercase,
-                "padding": "stripped at first <eos>"}
+                "padding": "BLEU and Self-BLEU: stripped at the first <eos>",
+                # Texygen's convention: the rows are fixed-length, and the <eos> padding after a
+                # sentence's end is scored too (easy to predict: it lowers the figure).
+                "nll_tokens": "every position of the fixed-length rows, <eos> padding included"}
 
     def final_settings(self) -> dict:
         """The settings behind `final`'s temperature-1 scores, the ones the registry gate

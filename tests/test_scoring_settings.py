@@ -30,6 +30,7 @@ def test_corpus_scores_report_lowercasing_beside_tokenisation():
         settings = _scorer(lowercase).settings()
         assert settings["tokenization"] == "char"
         assert settings["lowercase"] is lowercase
+        assert "<eos> padding included" in settings["nll_tokens"]  # which tokens NLL-test averages over
 
 
 def test_lowercasing_is_part_of_the_scoring_version():
