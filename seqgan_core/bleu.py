@@ -74,6 +74,14 @@ def _as_tokens(sentence: Sentence) -> tuple[Hashable, ...]:
     (0-d torch tensors hash by identity, numpy scalars are slow to hash)."""
     if hasattr(sentence, "tolist"):
         sentence = sentence.tolist()
+    # A str is a sequence too, of characters: scored as one, "the cat" vs ["the", "cat"]
+    # silently gave character-level BLEU (or 0).
+    if isinstance(sentence, str):
+        raise TypeError(f"a sentence must be a sequence of tokens, got the string {sentence[:40]!r}; "
+                        "split it into tokens first (e.g. line.split())")
+    if not isinstance(sentence, Iterable):  # e.g. one sentence passed where a list of them belongs
+        raise TypeError(f"expected a collection of sentences (token sequences), found {sentence!r} where a sentence "
+                        "belongs; a single sentence goes in a list: [sentence]")
     return tuple(sentence)
 
 

@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .sampling import check_tokens
+
 PAPER_FILTER_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
 PAPER_NUM_FILTERS = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
 INITS = ("tf", "torch")
@@ -151,6 +153,8 @@ class Discriminator(nn.Module):
         """`features` of many whole sequences without gradients (RankGAN's ranker scores
         ~20k rollout completions): the convolutions by the lookup tables when they pay off,
         the highway layer batch by batch, in place. No dropout is involved either way."""
+        if tokens.shape[0] == 0:  # no batches to concatenate
+            return torch.empty(0, self.out.in_features, device=tokens.device)
         if self._lookup_pays_off(tokens.shape[0]):
             pooled = self._pooled_by_lookup(tokens)
         else:
@@ -195,6 +199,7 @@ class Discriminator(nn.Module):
     def prob_real(self, tokens: torch.Tensor, batch_size: int = 1024, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """P(real) for each sequence (B,), in eval mode (no dropout), in batches.
         ``lengths`` (B,): score each row's prefix of that length (see `features`)."""
+        self.check_tokens(tokens)
         if tokens.shape[0] == 0:
             return torch.empty(0, device=tokens.device)
         was_training = self.training
@@ -207,6 +212,14 @@ class Discriminator(nn.Module):
             return torch.cat([torch.softmax(chunk, dim=1)[:, 1] for chunk in logits])
         finally:
             self.train(was_training)
+
+    def check_tokens(self, tokens: torch.Tensor) -> None:
+        """ValueError or TypeError unless ``tokens`` are ids of this D's vocabulary in rows at
+        least as long as its widest filter (shorter rows ended in an unfold error)."""
+        check_tokens(tokens, self.embedding.num_embeddings)
+        if tokens.shape[1] < max(self.filter_sizes):
+            raise ValueError(f"rows of {tokens.shape[1]} tokens are shorter than this discriminator's widest filter "
+                             f"({max(self.filter_sizes)}); it scores sequences of length {self.seq_len}")
 
     def _prob_real_from_pooled(self, pooled: torch.Tensor, batch_size: int) -> torch.Tensor:
         """Highway, output layer and P(real) for pooled features, in batches, without

@@ -21,7 +21,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from . import randomness
-from .sampling import LOG2E, check_temperature, place_prefix, sample_log2_weights
+from .sampling import LOG2E, check_finite_weights, check_temperature, check_tokens, place_prefix, sample_log2_weights
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -219,6 +219,7 @@ class LSTMLanguageModel(nn.Module):
     def token_log_probs(self, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         """log p(y_t | y_<t) for every position under softmax(logits / temperature): (B, T).
         Differentiable (through the temperature's scaling of the output layer too)."""
+        check_tokens(tokens, self.vocab_size)
         weight, bias = self._tempered_output_layer(temperature)
         h = self.teacher_forced_hidden(tokens).reshape(-1, self.hidden_dim)
         return _TokenLogProbs.apply(h, weight, bias, tokens.reshape(-1), _SOFTMAX_CHUNK_ROWS).view_as(tokens)
@@ -300,8 +301,9 @@ class LSTMLanguageModel(nn.Module):
         The uniforms of all sampled steps are drawn from ``rng`` at once, in step order
         (the numbers a step-by-step draw takes), and moved to the device in one copy.
         """
+        check_finite_weights(self)
         out = torch.empty(n, self.seq_len, dtype=torch.long, device=self.device)
-        fixed = place_prefix(out, prefix)
+        fixed = place_prefix(out, prefix, self.vocab_size)
         state = self.initial_state(n)
         uniforms = randomness.uniform((self.seq_len - fixed, n, 1), rng, device=self.device, dtype=state[0].dtype)
         prev = torch.full((n,), self.start_token, dtype=torch.long, device=self.device)

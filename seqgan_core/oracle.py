@@ -15,7 +15,7 @@ import torch
 
 from . import randomness
 from .lstm import LSTMLanguageModel
-from .sampling import check_temperature
+from .sampling import check_temperature, check_tokens
 
 # Names of the arrays in the paper's oracle file (shared/oracle/README.md), grouped by
 # where they go in LSTMLanguageModel. Gate order i, f, o, c matches the model's blocks.
@@ -163,6 +163,7 @@ def sequence_nll(model: torch.nn.Module, tokens: torch.Tensor, batch_size: int =
     scored with it, which never holds a whole batch's (positions x vocab) softmax.
     """
     check_temperature(temperature)
+    check_tokens(tokens, model.vocab_size)
     if tokens.numel() == 0:
         raise ValueError("cannot score an empty set of sequences")
     score = getattr(model, "token_log_probs_chunked", model.token_log_probs)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import randomness
-from .sampling import check_temperature, place_prefix, sample_categorical
+from .sampling import check_finite_weights, check_temperature, check_tokens, place_prefix, sample_categorical
 
 LAYER_NORMS = ("joint", "row")
 _LAYER_NORM_EPS = 1e-12  # TF's layer_norm variance epsilon
@@ -157,6 +157,7 @@ class RelationalMemoryGenerator(nn.Module):
     def token_log_probs(self, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         """log p(y_t | y_<t) under softmax(logits / temperature): (B, T). Differentiable."""
         check_temperature(temperature)
+        check_tokens(tokens, self.vocab_size)
         logits = self(tokens)
         if temperature != 1.0:
             logits = logits / temperature
@@ -179,8 +180,9 @@ class RelationalMemoryGenerator(nn.Module):
         ``prefix`` (P,) or (n, P) fixes the first P tokens. One uniform per sampled token,
         all drawn from ``rng`` at once in step order (as `LSTMLanguageModel.sample`)."""
         check_temperature(temperature)
+        check_finite_weights(self)
         out = torch.empty(n, self.seq_len, dtype=torch.long, device=self.device)
-        fixed = place_prefix(out, prefix)
+        fixed = place_prefix(out, prefix, self.vocab_size)
         uniforms = randomness.uniform((self.seq_len - fixed, n, 1), rng, device=self.device, dtype=self.embedding.dtype)
         memory, previous = self.initial_state(n), self._start(n)
         for t in range(self.seq_len):

@@ -25,6 +25,7 @@ import torch
 from . import randomness
 from .discriminator import Discriminator
 from .lstm import LSTMLanguageModel
+from .sampling import check_finite_weights, check_tokens
 
 
 SequenceReward = Callable[[torch.Tensor], torch.Tensor]  # (M, T) token rows -> (M,) rewards
@@ -56,6 +57,12 @@ def rollout(
     ``generator`` is the rollout policy: the generator itself (what the authors' code
     effectively does) or a `DelayedPolicy` copy of it (the paper's beta).
     """
+    if not hasattr(generator, "_teacher_forced_states"):  # it reads the LSTM's cached states
+        raise TypeError(f"rollout takes an LSTM generator (seqgan_core.Generator, or a DelayedPolicy's .model), got "
+                        f"{getattr(generator, 'kind', type(generator).__name__)!r}; LeakGAN has its own rollouts "
+                        "(seqgan_core.leakgan.rollout.rollout_values)")
+    check_tokens(samples, generator.vocab_size, what="samples")
+    check_finite_weights(generator, "rollout policy")
     B, T = samples.shape
     N = n_rollouts
     if N < 1:

@@ -98,11 +98,12 @@ def sample_log2_weights(
     return _inverse_cdf(log2_weights, num_samples, rng, uniforms)
 
 
-def place_prefix(out: torch.Tensor, prefix: torch.Tensor | None) -> int:
+def place_prefix(out: torch.Tensor, prefix: torch.Tensor | None, vocab_size: int) -> int:
     """Write ``prefix`` (P,) or (n, P) into the first P columns of the (n, T) sample buffer
     ``out`` and return P (0 without a prefix): the tokens a sampler keeps fixed."""
     if prefix is None:
         return 0
+    check_tokens(prefix, vocab_size, what="prefix", dims=(1, 2))
     n, seq_len = out.shape
     prefix = prefix.to(out.device)
     prefix = prefix.expand(n, -1) if prefix.dim() == 1 else prefix
@@ -117,6 +118,45 @@ def check_temperature(temperature: float) -> None:
     if not (math.isfinite(temperature) and temperature >= MIN_TEMPERATURE):
         raise ValueError(f"temperature must be a finite number >= {MIN_TEMPERATURE:g}, got {temperature!r} "
                          f"(use {MIN_TEMPERATURE:g} for near-greedy sampling)")
+
+
+def check_tokens(tokens: torch.Tensor, vocab_size: int, *, what: str = "tokens", dims: tuple[int, ...] = (2,)) -> None:
+    """TypeError or ValueError, naming ``what`` and the fix, unless ``tokens`` is an integer
+    tensor of ``dims`` dimensions whose ids all lie in [0, vocab_size).
+
+    Called at the public entry points that read token ids (scoring, rollouts, prefixes),
+    never per step: without it a float tensor, or an id past the vocabulary, ends in an
+    IndexError from inside torch's embedding (a device-side assert on CUDA), and a float
+    prefix was silently truncated to ids. One min/max pass over the ids."""
+    if not isinstance(tokens, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor of token ids, got {type(tokens).__name__} "
+                        "(convert it with torch.as_tensor(..., dtype=torch.long))")
+    if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
+        raise TypeError(f"{what} must hold integer token ids, got {tokens.dtype} (ids are torch.long; "
+                        "a float tensor is not a tensor of ids)")
+    if tokens.dim() not in dims:
+        shapes = " or ".join({1: "(positions,)", 2: "(sequences, positions)"}[d] for d in dims)
+        raise ValueError(f"{what} must have shape {shapes}, got {tuple(tokens.shape)}"
+                         + (" (one sequence: tokens.unsqueeze(0))" if tokens.dim() == 1 else ""))
+    if tokens.numel():
+        low, high = torch.aminmax(tokens)
+        low, high = int(low), int(high)
+        if low < 0 or high >= vocab_size:
+            raise ValueError(f"{what} contains ids outside the vocabulary [0, {vocab_size}): smallest {low}, "
+                             f"largest {high} (tokens of another vocabulary, or a pad id?)")
+
+
+def check_finite_weights(model: torch.nn.Module, what: str = "generator") -> None:
+    """ValueError naming the first NaN or infinite parameter of ``model``. Called once per
+    `sample` and `rollout` call: a NaN weight makes NaN probabilities, and the inverse-CDF
+    search then returns the last id of the vocabulary for every row, a plausible-looking
+    sample instead of an error. One pass over the parameters, one sync: min and max carry
+    any NaN or infinity and allocate nothing (isfinite's boolean copies cost ~9x more)."""
+    params = list(model.parameters())
+    if params and not bool(torch.isfinite(torch.stack([torch.stack(torch.aminmax(p)) for p in params])).all()):
+        name = next(name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all()))
+        raise ValueError(f"{what} parameter {name} holds NaN or infinite values, so it cannot sample; "
+                         "reload a checkpoint saved before training diverged")
 
 
 def _blocked(weights: torch.Tensor, num_samples: int) -> bool | None:

@@ -44,7 +44,7 @@ from torch import nn
 from .. import randomness
 from ..discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, Discriminator
 from ..lstm import State, lstm_cell, lstm_states
-from ..sampling import check_temperature, sample_categorical
+from ..sampling import check_finite_weights, check_temperature, check_tokens, place_prefix, sample_categorical
 
 GoalWindow = Literal["sliding", "segment"]
 GOAL_WINDOWS = ("sliding", "segment")
@@ -190,7 +190,7 @@ class LeakGANGenerator(nn.Module):
         positions = torch.arange(T, device=tokens.device)
         keep = positions.unsqueeze(0) < torch.arange(T + 1, device=tokens.device).unsqueeze(1)  # (T+1, T)
         prefixes = torch.where(keep, tokens.unsqueeze(1), torch.full_like(tokens, self.pad_id).unsqueeze(1))
-        return self.leaked_features(prefixes.reshape(B * (T + 1), T)).view(B, T + 1, -1)
+        return self.leaked_features(prefixes.reshape(B * (T + 1), T)).view(B, T + 1, self.feature_size)
 
     # ------------------------------------------------------------------ recurrence
     def initial_state(self, n: int) -> LeakState:
@@ -257,6 +257,9 @@ class LeakGANGenerator(nn.Module):
     def token_log_probs(self, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         """log pi(x_t | x_<t) (B, T) under softmax(logits / temperature); differentiable in
         the worker (the manager only sets the detached goal, so it runs without autograd)."""
+        check_tokens(tokens, self.vocab_size)
+        if tokens.shape[1] != self.seq_len:  # the leaked features are D's, of full-length rows
+            raise ValueError(f"LeakGAN scores rows of its seq_len ({self.seq_len}) tokens, got {tokens.shape[1]}")
         tokens = tokens.to(self.device)
         with torch.no_grad():
             goals = self._manager_pass(tokens)[2]
@@ -286,15 +289,9 @@ class LeakGANGenerator(nn.Module):
             raise ValueError(f"{len(temperatures)} temperatures for {self.seq_len} positions")
         for value in temperatures:
             check_temperature(value)
+        check_finite_weights(self)
         out = torch.full((n, self.seq_len), self.pad_id, dtype=torch.long, device=self.device)
-        fixed = 0
-        if prefix is not None:
-            prefix = prefix.to(self.device)
-            prefix = prefix.expand(n, -1) if prefix.dim() == 1 else prefix
-            fixed = prefix.shape[1]
-            if fixed > self.seq_len or prefix.shape[0] != n:
-                raise ValueError(f"prefix of shape {tuple(prefix.shape)} does not fit {n} x {self.seq_len}")
-            out[:, :fixed] = prefix
+        fixed = place_prefix(out, prefix, self.vocab_size)
         uniforms = randomness.uniform((self.seq_len - fixed, n, 1), rng, device=self.device)
         for start in range(0, n, FEATURE_CHUNK_ROWS):
             rows = slice(start, start + FEATURE_CHUNK_ROWS)

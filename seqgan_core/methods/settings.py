@@ -82,9 +82,18 @@ class Settings:
 
     @classmethod
     def from_dict(cls: type[S], values: Mapping[str, Any]) -> S:
-        """Settings from plain values (e.g. a params section), nested settings included."""
+        """Settings from plain values (e.g. a params section), nested settings included; a
+        field left out keeps its default, and a key that names no field is a ValueError, so
+        that a misspelt key cannot leave the default in place unnoticed."""
+        fields = dataclasses.fields(cls)
+        unknown = sorted(set(values) - {field.name for field in fields})
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no setting {', '.join(map(repr, unknown))}; "
+                             f"its settings are {', '.join(field.name for field in fields)}")
         kwargs = {}
-        for field in dataclasses.fields(cls):
+        for field in fields:
+            if field.name not in values:
+                continue
             value = values[field.name]
             inner = _settings_type(cls, field)
             kwargs[field.name] = inner.from_dict(value) if inner is not None else value
