@@ -11,6 +11,7 @@ agreement with this implementation on that subset. Both are timed in this proces
 """
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import time
@@ -146,4 +147,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # No options, but parse anyway: `--help` used to start the minutes-long run.
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     main()

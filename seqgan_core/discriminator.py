@@ -97,7 +97,8 @@ class Discriminator(nn.Module):
             )
         too_wide = [k for k in filter_sizes if not 1 <= k <= seq_len]
         if too_wide:
-            raise ValueError(f"filter widths {too_wide} do not fit sequences of length {seq_len}")
+            raise ValueError(f"filter widths {too_wide} do not fit sequences of length {seq_len}; pass filter_sizes "
+                             f"(and num_filters, one count per width) with widths in 1..{seq_len}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout is the drop probability and must be in [0, 1), got {dropout}")
         self.seq_len, self.l2_reg = seq_len, l2_reg

@@ -133,3 +133,12 @@ def test_bleu_refuses_untokenised_strings_and_a_bare_sentence() -> None:
     with pytest.raises(TypeError, match=r"a single sentence goes in a list: \[sentence\]"):
         bleu(torch.tensor([1, 2, 3]), [[1, 2, 3]], 2)
     assert bleu([["the", "cat", "sat"]], [["the", "cat", "sat"]], 2) == 1.0
+
+
+def test_filter_widths_too_wide_for_short_sequences_name_the_argument_to_change() -> None:
+    # The paper's widths reach 20: Discriminator(V, seq_len=8) said only "do not fit".
+    with pytest.raises(ValueError, match=r"pass filter_sizes \(and num_filters, one count per width\) with widths in 1..8"):
+        Discriminator(V, seq_len=8)
+    with pytest.raises(ValueError, match=r"pass d_filter_sizes \(and d_num_filters"):
+        LeakGANGenerator(V, seq_len=8)
+

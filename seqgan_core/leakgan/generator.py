@@ -122,6 +122,10 @@ class LeakGANGenerator(nn.Module):
             raise ValueError(f"start_token {start_token} is outside the vocabulary [0, {vocab_size})")
         if not 1 <= step_size <= seq_len:
             raise ValueError(f"step_size (c) must be in [1, seq_len = {seq_len}], got {step_size}")
+        too_wide = [k for k in d_filter_sizes if not 1 <= k <= seq_len]
+        if too_wide:  # named here: D's own message would name its filter_sizes, not ours
+            raise ValueError(f"d_filter_sizes {too_wide} do not fit sequences of length {seq_len}; pass d_filter_sizes "
+                             f"(and d_num_filters, one count per width) with widths in 1..{seq_len}")
         if goal_window not in GOAL_WINDOWS:
             raise ValueError(f"goal_window must be one of {GOAL_WINDOWS}, got {goal_window!r}")
         self.vocab_size, self.seq_len, self.start_token = vocab_size, seq_len, start_token
