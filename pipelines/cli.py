@@ -215,11 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     from .config import ParamsError
     from .registry import NotGateable
+    from .stage_graph import NotRepositoryRoot
 
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ParamsError, UsageError, NotGateable) as exc:
+    except (ParamsError, UsageError, NotGateable, NotRepositoryRoot) as exc:
         _fail(str(exc))
     except Exception as exc:
         message = _store_failure(exc)

@@ -486,6 +486,8 @@ def apply_profile(name: str, seed: int | None = None, profiles: Path = PROFILES_
     another top-level (training) ``seed``. The text is copied, so its comments stay; it is
     validated before anything is written, so a bad profile changes nothing."""
     source = profiles / f"{name}.yaml"
+    if not profiles.is_dir():  # the wrong folder, not a missing profile ("available: none" said otherwise)
+        raise ParamsError(f"no {profiles}/ folder in {Path.cwd()}: run from the repository root")
     if not source.exists():
         available = ", ".join(sorted(p.stem for p in profiles.glob("*.yaml"))) or "none"
         raise ParamsError(f"no profile {name!r} in {profiles}/ (available: {available})")

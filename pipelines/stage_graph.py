@@ -13,6 +13,10 @@ from pathlib import Path
 PIPELINE_FILES = {"training": "dvc.yaml", "comparison": "comparison/dvc.yaml"}
 
 
+class NotRepositoryRoot(ValueError):
+    """The graph was asked for from a folder that is not the repository's root."""
+
+
 @dataclass(frozen=True)
 class StageNode:
     name: str  # DVC's address: "pretrain_generator@real", "comparison/dvc.yaml:train@real-mle-0"
@@ -31,12 +35,25 @@ def load_stage_graph(root: str | Path = ".", pipeline: str = "training") -> list
     """The stages of one pipeline file and everything upstream of them, in a topological
     order (each after everything it depends on)."""
     import networkx as nx
+    from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
     files = {name: (Path(root) / path).resolve() for name, path in PIPELINE_FILES.items()}
     if pipeline not in files:
         raise ValueError(f"unknown pipeline {pipeline!r}; expected one of {sorted(files)}")
-    with Repo(str(root)) as repo:
+    try:
+        repo = Repo(str(root))
+    except NotDvcRepoError:
+        raise NotRepositoryRoot(f"{Path(root).resolve()} is not inside a DVC repository: run from the "
+                                "repository root (where dvc.yaml is)") from None
+    # DVC finds the root above a subfolder, but the pipeline files (and the commands that run
+    # them, `dvc repro comparison/dvc.yaml`) are named from the root: from a subfolder no stage
+    # matched and the graph came back empty.
+    if Path(repo.root_dir).resolve() != Path(root).resolve():
+        repo.close()
+        raise NotRepositoryRoot(f"{Path(root).resolve()} is a subfolder of the repository: run from the "
+                                f"repository root ({Path(repo.root_dir).resolve()})")
+    with repo:
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
         order = list(reversed(list(nx.topological_sort(graph))))
         nodes = [
