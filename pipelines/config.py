@@ -389,12 +389,19 @@ class Params(Section):
 
 
 
+def _short(value: object, limit: int = 80) -> str:
+    """A value for a one-line message: an unknown section (`--file dvc.yaml`'s `stages:`)
+    printed whole ran to thousands of characters and buried the other problems."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({type(value).__name__}, {len(text)} characters)"
+
+
 def _describe(error: dict) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     if error["type"] == "missing":
         return f"  {key}: missing (every key is required; see profiles/ for a complete file)"
     if error["type"] == "extra_forbidden":
-        return f"  {key}: unknown key (value {error['input']!r}); remove it or check its spelling"
+        return f"  {key}: unknown key (value {_short(error['input'])}); remove it or check its spelling"
     if isinstance(error["input"], (dict, list)):
         # A check across keys (a whole section, or the whole file): its message names the keys,
         # and repeating the section's value would bury it.

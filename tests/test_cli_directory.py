@@ -44,3 +44,14 @@ def test_profile_from_another_folder_names_the_folder(tmp_path: Path, capsys: py
     assert code == 1
     assert "no profiles/ folder in" in err and "run from the repository root" in err
     assert not (tmp_path / "params.yaml").exists()
+
+
+def test_params_check_of_the_wrong_file_keeps_each_problem_to_a_line(capsys: pytest.CaptureFixture,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # `seqgan params check --file dvc.yaml` printed the whole `stages:` section (~6,000 characters)
+    # as the unknown key's value.
+    monkeypatch.chdir(REPO_ROOT)
+    code, err = _run(["params", "check", "--file", "dvc.yaml"], capsys)
+    assert code == 1
+    assert "stages: unknown key" in err
+    assert max(len(line) for line in err.splitlines()) < 200
