@@ -97,6 +97,19 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sweep_repo(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A copy of the reproduced tiny pipeline (so other tests see it unchanged) after `seqgan
+    sweep` (its stdout second): 2 seeds x {mle, seqgan} x both experiments. Tests read it and
+    never change it: test_comparison checks it, test_cluster compares its own cells with it."""
+    root = tmp_path_factory.mktemp("comparison") / "repo"
+    shutil.copytree(pipeline_repo, root, symlinks=True)
+    result = subprocess.run([str(Path(sys.executable).parent / "seqgan"), "sweep"], cwd=root, env=stage_env(root),
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return root, result.stdout
+
+
+@pytest.fixture(scope="session")
 def pretrained_tiny(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """``kind -> folder`` holding the tiny synthetic experiment's data and its models
     pretrained for that generator kind (test_method_stages.pretrain, in-process), built on
