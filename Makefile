@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Paper-scale settings for GPU nodes: `make run PROFILE=paper` (see profiles/).
 PROFILE ?=
 
-# Offline-friendly, project-local defaults (see the README's "Environment" section).
+# Offline-friendly, project-local defaults (the README's "The two commands" says why).
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
