@@ -103,11 +103,33 @@ def test_the_report_names_missing_cells_and_pairs_what_finished():
     assert seqgan["n_seeds"] == 1 and seqgan["diff_vs_mle"] == pytest.approx(-0.2)  # paired on seed 1 only
     only_seqgan = {"synthetic": {"seqgan": {1: _cell(1, 4.0)}}}
     assert {r["verdict"] for r in report.summary_rows(only_seqgan)} == {"not comparable"}
-    assert [r["n_seeds"] for r in report.matched_rows(results, params)] == [1]
+    matched = [r for r in report.matched_rows(results, params) if r["experiment"] == "synthetic"]
+    assert [(r["n_seeds"], r["n_failed"], r["n_matched"]) for r in matched] == [(2, 1, 1)]  # seed 0 failed
     text = report.summary_markdown(report.summary_rows(results), ["train@synthetic-seqgan-0"])
     assert "**Missing cells** (failed; not in these statistics): train@synthetic-seqgan-0." in text
     assert "Missing" not in report.summary_markdown(report.summary_rows(results))
     assert not math.isnan(seqgan["mean"])
+
+
+def test_a_method_that_wins_only_on_the_seeds_it_survived_is_no_winner(monkeypatch):
+    """Before, a diverged seed (no cell) simply left the statistics: a method better on the 2
+    seeds it survived of 3 was named a winner, its seeds counted as "2/2 matched"."""
+    from pipelines.config import parse_params
+    from pipelines.stages import compare_report as report
+
+    monkeypatch.chdir(REPO_ROOT)  # the answer names the profile of ./params.yaml
+    params = parse_params(yaml.safe_load((REPO_ROOT / "profiles/tiny.yaml").read_text()))
+    params = params.model_copy(update={"comparison": params.comparison.model_copy(
+        update={"experiments": ["synthetic"], "methods": ["mle", "seqgan"], "seeds": [0, 1, 2]})})
+    mle = {s: _cell(s, 4.0 + 0.1 * s) for s in (0, 1, 2)}
+    survived = {"synthetic": {"mle": mle, "seqgan": {0: _cell(0, 3.9), 1: _cell(1, 4.0)}}}  # seed 2 diverged
+    (row,) = report.matched_rows(survived, params)
+    assert row["verdict"] == "better" and (row["n_seeds"], row["n_failed"], row["n_matched"]) == (3, 1, 2)
+    text = report.answer([row], params)
+    assert "no method beats MLE at matched diversity" in text
+    assert "seqgan better on the seeds that finished" in text and "2/3 seeds matched, 1 failed" in text
+    every = {"synthetic": {"mle": mle, "seqgan": {**survived["synthetic"]["seqgan"], 2: _cell(2, 4.1)}}}
+    assert "beat MLE at matched diversity: seqgan" in report.answer(report.matched_rows(every, params), params)
 
 
 def _worker(name: str, seconds_ago: float, interval: int = 3, status: str = "ONLINE"):

@@ -125,13 +125,15 @@ def summary_rows(results: Results) -> list[dict]:
 def matched_rows(results: Results, params: Params) -> list[dict]:
     """Per (experiment, method other than MLE): each seed's quality gap to the same seed's
     MLE frontier at the method's temperature-1 diversity (Caccia et al.), and its spread."""
-    rows = []
-    for e, by_method in results.items():
+    rows, c = [], params.comparison
+    for e in c.experiments:
+        by_method = results.get(e, {})
         diversity, quality = kind_of(e).frontier_axes(params)
         directions = {"diversity_better": better_direction(diversity), "quality_better": better_direction(quality)}
-        for m, by_seed in by_method.items():
+        for m in c.methods:
             if m == "mle":
                 continue
+            by_seed = by_method.get(m, {})
             gaps = {}
             for s, cell in by_seed.items():
                 if s not in by_method.get("mle", {}):
@@ -145,8 +147,11 @@ def matched_rows(results: Results, params: Params) -> list[dict]:
             verdict = "not comparable"
             if spread is not None and spread.n >= 2:
                 verdict = ("better" if spread.ci_low > 0 else "worse" if spread.ci_high < 0 else "no difference")
+            # A cell that failed (diverged, say) counts against its method: `answer` names no
+            # winner that won only on the seeds it survived.
             rows.append({"experiment": e, "method": m, "quality": quality, "diversity": diversity,
-                         "n_seeds": len(gaps), "n_matched": len(finite),
+                         "n_seeds": len(c.seeds), "n_failed": sum(s not in by_seed for s in c.seeds),
+                         "n_matched": len(finite),
                          "gap_mean": spread.mean if spread else math.nan,
                          "gap_ci_low": spread.ci_low if spread else math.nan,
                          "gap_ci_high": spread.ci_high if spread else math.nan, "verdict": verdict})
@@ -188,17 +193,25 @@ def answer(matched: list[dict], params: Params) -> str:
         rows = [r for r in matched if r["experiment"] == e]
         if not rows:
             continue
-        winners = [r["method"] for r in rows if r["verdict"] == "better"]
+        winners = [r["method"] for r in rows if r["verdict"] == "better" and not r["n_failed"]]
         head = (f"beat MLE at matched diversity: {', '.join(winners)}" if winners
                 else "no method beats MLE at matched diversity")
-        details = "; ".join(
-            f"{r['method']} {r['verdict']} ({label(r['quality'])} gap {_fmt(r['gap_mean'])}, 95% CI "
-            f"[{_fmt(r['gap_ci_low'])}, {_fmt(r['gap_ci_high'])}], {r['n_matched']}/{r['n_seeds']} seeds matched)"
-            for r in rows)
+        details = "; ".join(_verdict_words(r) for r in rows)
         lines.append(f"- **{e}** ({label(rows[0]['quality'])} against {label(rows[0]['diversity'])}): {head}. {details}.")
     lines.append("A positive gap is better than MLE; \"not comparable\" means the method's diversity lies outside "
-                 "the range MLE covers over the temperatures swept, in fewer than two seeds.")
+                 "the range MLE covers over the temperatures swept, in fewer than two seeds. A failed cell (a "
+                 "diverged run) counts against its method: it is no winner on the seeds it survived.")
     return "\n".join(lines)
+
+
+def _verdict_words(row: dict) -> str:
+    """One matched row in words, e.g. 'seqgan worse (BLEU-2 gap -0.028, 95% CI [...], 3/3 seeds
+    matched)'. A method with a failed cell is "better on the seeds that finished", never a winner."""
+    failed = row["n_failed"]
+    return (f"{row['method']} {row['verdict']}{' on the seeds that finished' if failed else ''} "
+            f"({label(row['quality'])} gap {_fmt(row['gap_mean'])}, 95% CI [{_fmt(row['gap_ci_low'])}, "
+            f"{_fmt(row['gap_ci_high'])}], {row['n_matched']}/{row['n_seeds']} seeds matched"
+            f"{f', {failed} failed' if failed else ''})")
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
