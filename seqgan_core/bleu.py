@@ -137,6 +137,13 @@ def _check_smoothing(smoothing: str) -> Smoothing:
     return smoothing
 
 
+def _check_max_n(max_n: int) -> int:
+    """``max_n`` as an int (numpy integers too, as `_check_orders` accepts them)."""
+    if not isinstance(max_n, (int, np.integer)) or isinstance(max_n, bool) or max_n < 1:
+        raise ValueError(f"max_n must be a positive int, got {max_n!r}")
+    return int(max_n)
+
+
 def _check_orders(orders: Iterable[int], max_n: int) -> tuple[int, ...]:
     orders = tuple(orders)
     if not orders:
@@ -179,8 +186,7 @@ class BLEU:
     """
 
     def __init__(self, references: Iterable[Sentence], max_n: int = 5, smoothing: Smoothing = "method1") -> None:
-        if not isinstance(max_n, int) or max_n < 1:
-            raise ValueError(f"max_n must be a positive int, got {max_n!r}")
+        max_n = _check_max_n(max_n)
         self.smoothing = _check_smoothing(smoothing)
         refs = [_as_tokens(r) for r in references]
         if not refs:
@@ -281,8 +287,7 @@ class SelfBLEU:
         sample_size: int | None = None,
         seed: int = 0,
     ) -> None:
-        if not isinstance(max_n, int) or max_n < 1:
-            raise ValueError(f"max_n must be a positive int, got {max_n!r}")
+        max_n = _check_max_n(max_n)
         if sample_size is None:
             sample_size = len(samples)
             self.indices = np.arange(sample_size)

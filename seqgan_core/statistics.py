@@ -77,6 +77,8 @@ def student_t_cdf(t: float, df: float) -> float:
     the tail P(T > |t|) is I_(df / (df + t^2))(df / 2, 1 / 2) / 2."""
     if not df > 0:
         raise ValueError(f"degrees of freedom must be > 0, got {df}")
+    if math.isnan(t):  # would reach the incomplete beta as its x, and be reported as such
+        raise ValueError("t is NaN")
     if t == 0:
         return 0.5
     tail = 0.5 * regularized_incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
@@ -174,7 +176,10 @@ def _t_multiplier(confidence: float, df: int) -> float:
 
 
 def _finite_array(values, what: str) -> np.ndarray:
-    x = np.asarray(values, dtype=np.float64)
+    raw = np.asarray(values)
+    if raw.dtype.kind in "US":  # a float conversion would parse "1.5": unparsed text from a file would pass
+        raise TypeError(f"{what} must be numbers, got text: {raw.ravel()[:5].tolist()!r}")
+    x = raw.astype(np.float64)
     if x.ndim != 1 or x.size == 0:
         raise ValueError(f"{what} must be a non-empty 1-D sequence, got shape {x.shape}")
     if not np.isfinite(x).all():

@@ -322,3 +322,13 @@ def test_self_bleu_invalid_sizes_raise():
         SelfBLEU([[1, 2], [2, 3]], sample_size=3)
     with pytest.raises(ValueError):
         SelfBLEU([[1, 2], [2, 3], [3, 4]], sample_size=1)
+
+
+def test_max_n_takes_numpy_integers_as_the_orders_do() -> None:
+    """Before, BLEU(max_n=np.int64(3)) was refused while orders accepted numpy integers."""
+    refs = [[1, 2, 3, 4], [2, 3, 4, 5]]
+    assert BLEU(refs, max_n=np.int64(3)).max_n == 3 and type(BLEU(refs, max_n=np.int64(3)).max_n) is int
+    assert SelfBLEU(refs, max_n=np.int64(2)).mean(2) == SelfBLEU(refs, max_n=2).mean(2)
+    for bad in (True, 0, 2.0):
+        with pytest.raises(ValueError, match="max_n must be a positive int"):
+            BLEU(refs, max_n=bad)

@@ -163,3 +163,15 @@ def test_unpaired_or_mislabelled_inputs_raise() -> None:
         paired_difference([1.0, 2.0], [1.0, 2.5], better="smaller")
     with pytest.raises(ValueError, match="confidence"):
         paired_difference([1.0, 2.0], [1.0, 2.5], better="lower", confidence=95)
+
+
+def test_text_and_nan_are_named_not_parsed_or_misreported() -> None:
+    """Before, summarize(["1", "2"]) parsed the strings, and student_t_cdf(nan) blamed the
+    incomplete beta's internal x ("x must lie in [0, 1]")."""
+    from seqgan_core.statistics import student_t_cdf, summarize
+
+    with pytest.raises(TypeError, match="must be numbers, got text"):
+        summarize(["7.1", "7.3"])
+    with pytest.raises(ValueError, match="t is NaN"):
+        student_t_cdf(float("nan"), 3)
+    assert summarize([7.1, 7.3]).n == 2 and summarize(np.array([1, 2, 3])).mean == 2.0
