@@ -27,11 +27,37 @@ def read_lines(path: Path) -> list[str]:
         raise StageError(f"corpus.path = {str(path)!r} is a folder; point it at the text file inside it "
                          "(one sequence per line)")
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (Notepad, many exporters) is not text; kept, it became
+        # a token of its own or part of the first line's first word.
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise StageError(f"{path} is not UTF-8 text (bad byte at offset {exc.start}); "
                          "convert it to UTF-8 or point corpus.path at another file") from None
-    return text.splitlines()
+    lines = split_lines(text)
+    refuse_nul(path, lines)
+    return lines
+
+
+def split_lines(text: str) -> list[str]:
+    """The file's lines, ended by \n, \r\n or \r only.
+
+    Not str.splitlines(): it also breaks at U+2028, U+0085, form feeds and other Unicode
+    separators, so one sequence of the file became several. Inside a line they are
+    whitespace, which both tokenizers drop.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":  # the final line end (or an empty file) starts no line
+        lines.pop()
+    return lines
+
+
+def refuse_nul(path: Path, lines: list[str]) -> None:
+    """Text has no NUL bytes; UTF-16 without a BOM (and some binaries) still decode as UTF-8,
+    and their NULs would be the corpus's most frequent token."""
+    for number, line in enumerate(lines, 1):
+        if "\0" in line:
+            raise StageError(f"{path} has a NUL byte on line {number}: it looks like UTF-16 or binary, not "
+                             "UTF-8 text; convert it to UTF-8 or point corpus.path at another file")
 
 
 def main() -> None:
