@@ -2,7 +2,8 @@
 
 The pipeline's `preprocess` stage reads lines, tokenises them (`tokenize`), builds a
 `Vocabulary`, encodes every line into a row of a (n, max_len) int64 matrix
-(`encode_corpus`) and splits the rows into train and test sets (`split_train_test`).
+(`encode_corpus`) and splits the rows into train and test sets (`split_train_test`;
+`split_distinct` keeps every copy of a repeated sequence on one side).
 
 Every step is deterministic given its inputs and seed, so re-running preprocessing on the
 same corpus produces byte-identical arrays and vocabulary files, and a checkpoint trained
@@ -254,3 +255,32 @@ def split_train_test(
     order = np.random.default_rng(seed).permutation(len(array))
     n_test = round(len(array) * test_fraction)
     return array[order[n_test:]], array[order[:n_test]]
+
+
+def split_distinct(
+    sequences: Sequence[Sequence[str]],
+    test_fraction: float,
+    seed: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Indices of the train and test sequences, every copy of a sequence on the same side.
+
+    `split_train_test` over the distinct sequences (in order of first appearance), each then
+    standing for all its copies: a corpus with repeated lines would otherwise put the same
+    line in train and test, and BLEU against test would reward memorising training lines.
+    `test_fraction` is thus a share of the distinct sequences. Without repeats this is
+    exactly `split_train_test(np.arange(len(sequences)), ...)`, the same indices in the
+    same order.
+    """
+    group_of: dict[tuple[str, ...], int] = {}
+    members: list[list[int]] = []
+    for index, sequence in enumerate(sequences):
+        group = group_of.setdefault(tuple(sequence), len(group_of))
+        if group == len(members):
+            members.append([])
+        members[group].append(index)
+    train_groups, test_groups = split_train_test(np.arange(len(members)), test_fraction, seed)
+
+    def expand(groups: NDArray[np.int64]) -> NDArray[np.int64]:
+        return np.array([i for group in groups for i in members[group]], dtype=np.int64)
+
+    return expand(train_groups), expand(test_groups)

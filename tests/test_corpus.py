@@ -200,3 +200,47 @@ def test_committed_quatrains() -> None:
     array, report = encode_corpus(sequences, vocab, max_len=20)
     assert array.shape == (16774, 20) and not (array == EOS_ID).any()
     assert report.kept == 16774
+
+
+def test_split_keeps_repeated_sequences_on_one_side() -> None:
+    # A corpus with repeated lines (captions, news headlines) put copies of one line in both
+    # train and test: BLEU against test then rewarded memorising training lines. A
+    # sequence's copies now share a side; the split draws over distinct sequences.
+    from seqgan_core.corpus import split_distinct
+
+    rng = np.random.default_rng(0)
+    distinct = [[f"w{i}", f"v{i % 7}"] for i in range(200)]
+    sequences = [distinct[i] for i in rng.integers(0, 200, size=600)]
+    train, test = split_distinct(sequences, 0.2, seed=3)
+    assert sorted([*train.tolist(), *test.tolist()]) == list(range(600))
+    assert not {tuple(sequences[i]) for i in train} & {tuple(sequences[i]) for i in test}
+    assert len({tuple(sequences[i]) for i in test}) == round(len({tuple(s) for s in sequences}) * 0.2)
+
+
+def test_split_of_distinct_sequences_is_the_row_split() -> None:
+    # Without repeats it is exactly split_train_test over the lines: the bundled corpus's
+    # split (and every figure computed on it) is unchanged.
+    from seqgan_core.corpus import split_distinct
+
+    sequences = [[str(i)] for i in range(101)]
+    train, test = split_distinct(sequences, 0.1, seed=0)
+    expected_train, expected_test = split_train_test(np.arange(101), 0.1, seed=0)
+    assert np.array_equal(train, expected_train) and np.array_equal(test, expected_test)
+
+
+def test_preprocess_keeps_copies_of_a_row_together() -> None:
+    # The stage splits on what it encodes: with overlong "truncate", lines equal in their
+    # first max_len tokens are the same row, so they too must not straddle train and test.
+    import yaml
+
+    from pipelines.config import parse_params
+    from pipelines.stages.preprocess import repeated_lines, split_corpus
+
+    raw = yaml.safe_load((ROOT / "profiles/tiny.yaml").read_text())
+    raw["corpus"].update(max_len=3, overlong="truncate", test_fraction=0.3)
+    c = parse_params(raw).corpus
+    tokenized = [["a", str(i), "x", str(j)] for i in range(40) for j in range(3)] + [[], []]
+    train, test = split_corpus(tokenized, c)
+    rows = lambda idx: {tuple(tokenized[i][:3]) for i in idx}  # noqa: E731
+    assert not rows(train) & rows(test)
+    assert repeated_lines(tokenized, c) == 80  # 40 rows of 3 lines; blank lines are no repeats

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqgan_core.corpus import EOS_ID, UNK_ID, Vocabulary, encode_corpus, split_train_test, tokenize
+from seqgan_core.corpus import EOS_ID, UNK_ID, Vocabulary, encode_corpus, split_distinct, tokenize
 
+from ..config import CorpusParams
 from ..datasets import save_dataset
 from ..files import StageError, write_json, write_text
 from ..runtime import run_main, stage
@@ -60,12 +61,30 @@ def refuse_nul(path: Path, lines: list[str]) -> None:
                              "UTF-8 text; convert it to UTF-8 or point corpus.path at another file")
 
 
+def row_keys(tokenized: list[list[str]], c: CorpusParams) -> list[list[str]]:
+    """What each line encodes to: lines with equal keys are the same row. A truncated line
+    keeps its first max_len tokens, so lines that differ only past the cut are copies."""
+    return [tokens[: c.max_len] for tokens in tokenized] if c.overlong == "truncate" else tokenized
+
+
+def split_corpus(tokenized: list[list[str]], c: CorpusParams) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test line indices, every copy of a row on one side: a repeated line in both
+    would put test lines in train."""
+    return split_distinct(row_keys(tokenized, c), c.test_fraction, c.split_seed)
+
+
+def repeated_lines(tokenized: list[list[str]], c: CorpusParams) -> int:
+    """Non-empty lines that repeat an earlier line's row (reported: the split keeps them together)."""
+    keys = [tuple(key) for key in row_keys(tokenized, c) if key]
+    return len(keys) - len(set(keys))
+
+
 def main() -> None:
     with stage("preprocess", "real") as ctx:
         c = ctx.params.corpus
         lines = read_lines(Path(c.path))
         tokenized = [tokenize(line.lower() if c.lowercase else line, c.tokenizer) for line in lines]
-        train_idx, test_idx = split_train_test(np.arange(len(tokenized)), c.test_fraction, c.split_seed)
+        train_idx, test_idx = split_corpus(tokenized, c)
         vocab = Vocabulary.build([tokenized[i] for i in train_idx], max_size=c.vocab_size, min_count=c.min_count)
         (train, train_report), (test, test_report) = (
             encode_corpus([tokenized[i] for i in split], vocab, c.max_len, overlong=c.overlong)
@@ -93,7 +112,7 @@ def main() -> None:
         coverage = 1.0 - table.n_unknown.sum() / table.n_tokens.sum()
         counts = {f: getattr(train_report, f) + getattr(test_report, f)
                   for f in ("kept", "dropped_empty", "dropped_overlong", "truncated")}
-        metrics = {"lines_read": len(lines), **counts, "vocab_size": len(vocab), "coverage": float(coverage),
+        metrics = {"lines_read": len(lines), "repeated": repeated_lines(tokenized, c), **counts, "vocab_size": len(vocab), "coverage": float(coverage),
                    "train": len(train), "test": len(test)}
         write_json(ctx.artifacts.metrics("preprocess"), metrics)
         ctx.tracker.log_metrics(metrics, parent=True)
