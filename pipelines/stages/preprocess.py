@@ -79,6 +79,20 @@ def repeated_lines(tokenized: list[list[str]], c: CorpusParams) -> int:
     return len(keys) - len(set(keys))
 
 
+def refuse_nothing_kept(c: CorpusParams, lines_read: int, counts: dict[str, int]) -> None:
+    """One line naming why no line survived, and the fix. The corpus gate would say "too few
+    train lines" and blame the vocabulary's coverage (0 of 0 tokens): the wrong fix."""
+    if counts["kept"]:
+        return
+    if counts["dropped_overlong"]:
+        fix = "raise corpus.max_len or set corpus.overlong: truncate"
+    else:
+        fix = "point corpus.path at a text file with one sequence per line"
+    raise StageError(f"corpus.path = {c.path!r} has no line to train on: {lines_read} line(s) read, "
+                     f"{counts['dropped_empty']} blank, {counts['dropped_overlong']} longer than "
+                     f"corpus.max_len={c.max_len}; {fix}")
+
+
 def main() -> None:
     with stage("preprocess", "real") as ctx:
         c = ctx.params.corpus
@@ -90,6 +104,9 @@ def main() -> None:
             encode_corpus([tokenized[i] for i in split], vocab, c.max_len, overlong=c.overlong)
             for split in (train_idx, test_idx)
         )
+        counts = {f: getattr(train_report, f) + getattr(test_report, f)
+                  for f in ("kept", "dropped_empty", "dropped_overlong", "truncated")}
+        refuse_nothing_kept(c, len(lines), counts)
         encoded = np.concatenate([train, test])
         lengths = np.where((encoded == EOS_ID).any(axis=1), (encoded == EOS_ID).argmax(axis=1), c.max_len)
         decode = ctx.kind.decoder(vocab, c.tokenizer)
@@ -110,10 +127,8 @@ def main() -> None:
             "tokenizer": c.tokenizer, "source": c.path,
         })
         coverage = 1.0 - table.n_unknown.sum() / table.n_tokens.sum()
-        counts = {f: getattr(train_report, f) + getattr(test_report, f)
-                  for f in ("kept", "dropped_empty", "dropped_overlong", "truncated")}
-        metrics = {"lines_read": len(lines), "repeated": repeated_lines(tokenized, c), **counts, "vocab_size": len(vocab), "coverage": float(coverage),
-                   "train": len(train), "test": len(test)}
+        metrics = {"lines_read": len(lines), "repeated": repeated_lines(tokenized, c), **counts,
+                   "vocab_size": len(vocab), "coverage": float(coverage), "train": len(train), "test": len(test)}
         write_json(ctx.artifacts.metrics("preprocess"), metrics)
         ctx.tracker.log_metrics(metrics, parent=True)
         ctx.tracker.set_tags({"seqgan.gx_corpus": str(summary)})
