@@ -193,13 +193,25 @@ class EncodeReport:
     """What `encode_corpus` did with each input sequence.
 
     `kept` includes the `truncated` ones; kept + dropped_empty + dropped_overlong is the
-    number of input sequences. Preprocessing records this so silent data loss is visible.
+    number of input sequences. `cut_at_eos` counts sequences that lost the tokens after a
+    literal `<eos>` in the text (`until_eos`), whatever became of them. Preprocessing records
+    this so silent data loss is visible.
     """
 
     kept: int
     dropped_empty: int
     dropped_overlong: int
     truncated: int
+    cut_at_eos: int = 0
+
+
+def until_eos(sequence: Sequence[str]) -> Sequence[str]:
+    """The tokens before the first literal `<eos>` (the whole sequence when there is none).
+
+    The text's "<eos>" encodes to EOS_ID, the end of the row: tokens after it would sit in
+    the padding, trained on but cut from every decoded, scored or gated view of the row.
+    """
+    return sequence[: list(sequence).index(EOS)] if EOS in sequence else sequence
 
 
 def encode_corpus(
@@ -215,15 +227,19 @@ def encode_corpus(
     it fills the row, as in the paper's 20-character quatrains, which have no end token.
     Longer sequences are dropped (default: no sentence is cut mid-way) or, with
     overlong="truncate", cut to their first max_len tokens. Empty sequences are dropped,
-    since a row of pure padding teaches the model nothing but to stop immediately.
+    since a row of pure padding teaches the model nothing but to stop immediately. A literal
+    `<eos>` in the text ends its sequence (`until_eos`), before the length is judged.
     """
     if max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {max_len}")
     if overlong not in ("drop", "truncate"):
         raise ValueError(f"overlong must be 'drop' or 'truncate', got {overlong!r}")
     rows: list[list[int]] = []
-    dropped_empty = dropped_overlong = truncated = 0
+    dropped_empty = dropped_overlong = truncated = cut_at_eos = 0
     for sequence in sequences:
+        ended = until_eos(sequence)
+        cut_at_eos += any(token != EOS for token in sequence[len(ended):])  # words lost, not a bare end mark
+        sequence = ended
         if not sequence:
             dropped_empty += 1
             continue
@@ -236,7 +252,7 @@ def encode_corpus(
         ids = vocab.encode(sequence)
         rows.append(ids + [EOS_ID] * (max_len - len(ids)))
     array = np.array(rows, dtype=np.int64).reshape(len(rows), max_len)
-    return array, EncodeReport(len(rows), dropped_empty, dropped_overlong, truncated)
+    return array, EncodeReport(len(rows), dropped_empty, dropped_overlong, truncated, cut_at_eos)
 
 
 def split_train_test(

@@ -244,3 +244,20 @@ def test_preprocess_keeps_copies_of_a_row_together() -> None:
     rows = lambda idx: {tuple(tokenized[i][:3]) for i in idx}  # noqa: E731
     assert not rows(train) & rows(test)
     assert repeated_lines(tokenized, c) == 80  # 40 rows of 3 lines; blank lines are no repeats
+
+
+def test_a_literal_end_token_ends_the_sequence() -> None:
+    # Whitespace corpora may carry "<eos>" markers. At the end of a line it is the end the row
+    # has anyway; mid-line it wrote tokens after the row's end (decoded, scored and gated as
+    # the part before it, trained on whole), and at the start it made a row of pure padding
+    # that the corpus gate blamed on "empty lines". The words after it are now cut and counted.
+    lines = ["a b <eos>", "a b <eos> c d", "<eos> a b", "<eos>"]
+    sequences = [tokenize(line, "whitespace") for line in lines]
+    vocab = Vocabulary.build(sequences)
+    array, report = encode_corpus(sequences, vocab, max_len=4)
+    a, b = vocab.encode(["a", "b"])
+    assert array.tolist() == [[a, b, EOS_ID, EOS_ID], [a, b, EOS_ID, EOS_ID]]
+    assert report == EncodeReport(kept=2, dropped_empty=2, dropped_overlong=0, truncated=0, cut_at_eos=2)
+    # Over-long is judged on what is kept: 5 words then <eos> fit max_len 5, not 6.
+    array, report = encode_corpus([tokenize("a b a b a <eos> c", "whitespace")], vocab, max_len=5)
+    assert report.kept == 1 and report.dropped_overlong == 0 and report.cut_at_eos == 1

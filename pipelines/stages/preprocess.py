@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqgan_core.corpus import EOS_ID, UNK_ID, Vocabulary, encode_corpus, split_distinct, tokenize
+from seqgan_core.corpus import EOS_ID, UNK_ID, Vocabulary, encode_corpus, split_distinct, tokenize, until_eos
 
 from ..config import CorpusParams
 from ..datasets import save_dataset
@@ -62,9 +62,11 @@ def refuse_nul(path: Path, lines: list[str]) -> None:
 
 
 def row_keys(tokenized: list[list[str]], c: CorpusParams) -> list[list[str]]:
-    """What each line encodes to: lines with equal keys are the same row. A truncated line
-    keeps its first max_len tokens, so lines that differ only past the cut are copies."""
-    return [tokens[: c.max_len] for tokens in tokenized] if c.overlong == "truncate" else tokenized
+    """What each line encodes to: lines with equal keys are the same row. A line ends at a
+    literal <eos>, and a truncated one keeps its first max_len tokens, so lines that differ
+    only past either cut are copies."""
+    ended = [until_eos(tokens) for tokens in tokenized]
+    return [tokens[: c.max_len] for tokens in ended] if c.overlong == "truncate" else ended
 
 
 def split_corpus(tokenized: list[list[str]], c: CorpusParams) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +107,7 @@ def main() -> None:
             for split in (train_idx, test_idx)
         )
         counts = {f: getattr(train_report, f) + getattr(test_report, f)
-                  for f in ("kept", "dropped_empty", "dropped_overlong", "truncated")}
+                  for f in ("kept", "dropped_empty", "dropped_overlong", "truncated", "cut_at_eos")}
         refuse_nothing_kept(c, len(lines), counts)
         encoded = np.concatenate([train, test])
         lengths = np.where((encoded == EOS_ID).any(axis=1), (encoded == EOS_ID).argmax(axis=1), c.max_len)
