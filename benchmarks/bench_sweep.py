@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pipelines.config import load_params
@@ -23,7 +22,8 @@ from pipelines.contract import kind_of
 from pipelines.datasets import Dataset
 from pipelines.scoring import Scorer
 from seqgan_core import Generator, Oracle, randomness
-from seqgan_core.corpus import EOS_ID, Vocabulary, encode_corpus, split_train_test, tokenize
+from pipelines.stages.preprocess import read_lines, split_corpus
+from seqgan_core.corpus import EOS_ID, Vocabulary, encode_corpus, tokenize
 from seqgan_core.train import adam, mle_epoch
 from timing import best_time  # benchmarks/, this script's folder
 
@@ -37,9 +37,8 @@ def synthetic(params) -> tuple[Dataset, torch.nn.Module]:
 
 def corpus(params) -> tuple[Dataset, torch.nn.Module]:
     c = params.corpus
-    lines = Path(c.path).read_text(encoding="utf-8").splitlines()
-    tokens = [tokenize(line, c.tokenizer) for line in lines]
-    train_idx, test_idx = split_train_test(np.arange(len(tokens)), c.test_fraction, c.split_seed)
+    tokens = [tokenize(line.lower() if c.lowercase else line, c.tokenizer) for line in read_lines(Path(c.path))]
+    train_idx, test_idx = split_corpus(tokens, c)  # the preprocess stage's reading and split
     vocab = Vocabulary.build([tokens[i] for i in train_idx], max_size=c.vocab_size, min_count=c.min_count)
     train, test = (torch.from_numpy(encode_corpus([tokens[i] for i in idx], vocab, c.max_len, overlong=c.overlong)[0])
                    for idx in (train_idx, test_idx))
